@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "io-util.h"
+#include "kconfig.h"
+#include "macro.h"
+
+#define KCONFIG_MAX (4U << 20)
+
+int kconfig_find_sig_hash(const char *text, char **ret_hash) {
+        static const char key[] = "CONFIG_MODULE_SIG_HASH=";
+
+        for (const char *line = text; line && *line;) {
+                const char *eol = strchrnul(line, '\n');
+
+                if (strncmp(line, key, sizeof(key) - 1) == 0) {
+                        const char *v = line + sizeof(key) - 1;
+                        size_t n = (size_t) (eol - v);
+                        char *h;
+
+                        if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+                                v++;
+                                n -= 2;
+                        }
+                        if (n == 0 || n > 32)
+                                return -EBADMSG;
+                        h = strndup(v, n);
+                        if (!h)
+                                return -ENOMEM;
+                        *ret_hash = h;
+                        return 0;
+                }
+                line = *eol ? eol + 1 : NULL;
+        }
+        return -ENODATA;
+}
+
+/* Opens 'path' beneath rootfd as if rootfd were "/", so that absolute symlinks inside an
+ * image tree resolve inside it. Falls back to plain openat() on kernels without openat2(). */
+static int open_in_root(int rootfd, const char *path) {
+        struct open_how how = {
+                .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
+                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        };
+        long fd = syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+
+        if (fd < 0 && (errno == ENOSYS || errno == EPERM))
+                fd = openat(rootfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        return fd < 0 ? negative_errno() : (int) fd;
+}
+
+int kernel_module_sig_hash(const char *sysroot, const char *release, char **ret_hash, char **ret_source) {
+        /* prefix + release + suffix */
+        static const struct {
+                const char *prefix, *suffix;
+        } places[] = {
+                { "lib/modules/", "/build/include/config/auto.conf" },
+                { "lib/modules/", "/build/.config" },
+                { "boot/config-", "" },
+        };
+        _cleanup_close_ int rootfd = -EBADF;
+        bool found_config = false;
+
+        if (!release || !*release || strchr(release, '/'))
+                return -EINVAL;
+        rootfd = open(sysroot ? sysroot : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+                return negative_errno();
+
+        for (size_t i = 0; i < ELEMENTSOF(places); i++) {
+                _cleanup_free_ char *path = NULL, *text = NULL;
+                _cleanup_close_ int fd = -EBADF;
+                int r;
+
+                if (asprintf(&path, "%s%s%s", places[i].prefix, release, places[i].suffix) < 0)
+                        return -ENOMEM;
+                fd = open_in_root(rootfd, path);
+                if (fd < 0)
+                        continue;
+                r = read_full_fd(fd, KCONFIG_MAX, &text, NULL);
+                if (r < 0)
+                        continue;
+                found_config = true;
+                r = kconfig_find_sig_hash(text, ret_hash);
+                if (r == -ENODATA)
+                        continue;
+                if (r < 0)
+                        return r;
+                if (ret_source)
+                        *ret_source = TAKE_PTR(path);
+                return 0;
+        }
+        return found_config ? -ENODATA : -ENOENT;
+}

@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress.h"
+#include "macro.h"
+#include "modsign.h"
+#include "openssl-util.h"
+#include "replace.h"
+#include "verify.h"
+
+#define FAIL(error, why)                        \
+        ({                                      \
+                if (ret_why)                    \
+                        *ret_why = (why);       \
+                (error);                        \
+        })
+
+#define XZ_CHECK_CRC32 1
+
+/* Where the bytes of a new module go: the digest, the output file, or both. */
+struct pipe_ctx {
+        struct sign_ctx *sign;
+        struct compressor *out;
+};
+
+static int pipe_chunk(const void *buf, size_t n, void *userdata) {
+        struct pipe_ctx *p = userdata;
+        int r;
+
+        if (p->sign) {
+                r = sign_update(p->sign, buf, n);
+                if (r < 0)
+                        return r;
+        }
+        if (p->out) {
+                r = compressor_write(p->out, buf, n);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int verify_chunk(const void *buf, size_t n, void *userdata) {
+        return verify_update(userdata, buf, n);
+}
+
+int modsign_verify(const struct module_file *m, STACK_OF(X509) *trusted, X509 **ret_signer) {
+        _cleanup_free_ uint8_t *der = NULL;
+        struct verify_ctx *v = NULL;
+        size_t len;
+        int r;
+
+        r = module_file_read_signature(m, &der, &len);
+        if (r < 0)
+                return r;
+        r = verify_begin(der, len, &v);
+        if (r < 0)
+                return r;
+        /* The kernel hashes everything before the outermost signature. */
+        r = module_file_for_each_chunk(m, m->meta.last_sig.sig_offset, verify_chunk, v);
+        if (r < 0) {
+                verify_ctx_free(v);
+                return r;
+        }
+        return verify_finish(v, trusted, ret_signer);
+}
+
+/* Is the module already signed, validly, by this signer's certificate with this hash? */
+static int already_signed_by(const struct module_file *m, const struct signer *s, const char *hash) {
+        _cleanup_(sk_X509_pop_freep) STACK_OF(X509) *ours = sk_X509_new_null();
+        _cleanup_free_ uint8_t *der = NULL;
+        struct sig_details d = {};
+        size_t len;
+        bool same_hash;
+        int r;
+
+        if (!ours)
+                return -ENOMEM;
+        if (m->meta.n_signatures != 1)
+                return 0; /* stacked signatures are always rewritten as one */
+        r = module_file_read_signature(m, &der, &len);
+        if (r < 0)
+                return r;
+        r = sig_describe(der, len, &d);
+        if (r < 0)
+                return 0;
+        same_hash = streq_ptr(d.hash, hash);
+        sig_details_done(&d);
+
+        if (!X509_up_ref(signer_get_cert(s)))
+                return -ENOMEM;
+        if (!sk_X509_push(ours, signer_get_cert(s))) {
+                X509_free(signer_get_cert(s));
+                return -ENOMEM;
+        }
+        r = modsign_verify(m, ours, NULL);
+        if (r == -ENOKEY || r == -EBADMSG)
+                return 0;        /* someone else's, or unreadable */
+        if (r == -EKEYREJECTED)
+                return 0;        /* ours, but the module changed since: sign again */
+        if (r < 0)
+                return r;
+        return same_hash ? 1 : 2; /* 2: ours, but with another hash */
+}
+
+/* Writes body + blob + trailer (compressed like the original) to 'out'. Signs on the way when
+ * 'sign' is set, in which case the blob comes from it. */
+static int write_module(const struct module_file *m, int out_fd, unsigned threads, struct sign_ctx *sign,
+                        const uint8_t *blob, size_t blob_len, uint8_t **ret_blob, size_t *ret_blob_len) {
+        _cleanup_free_ uint8_t *made = NULL;
+        struct compressor *z = NULL;
+        struct pipe_ctx p;
+        int r;
+
+        r = compressor_new(m->compression, out_fd, threads, &z);
+        if (r < 0) {
+                sign_ctx_free(sign);
+                return r;
+        }
+        p = (struct pipe_ctx) { .sign = sign, .out = z };
+        r = module_file_for_each_chunk(m, m->meta.body_len, pipe_chunk, &p);
+        if (r < 0) {
+                sign_ctx_free(sign);
+                goto finish;
+        }
+        if (sign) {
+                r = sign_finish(sign, &made, &blob_len);
+                if (r < 0)
+                        goto finish;
+                blob = made;
+        }
+        if (blob) {
+                uint8_t trailer[MODULE_SIG_TRAILER_LEN];
+
+                if (blob_len > UINT32_MAX) {
+                        r = -E2BIG;
+                        goto finish;
+                }
+                module_sig_trailer_build((uint32_t) blob_len, trailer);
+                r = compressor_write(z, blob, blob_len);
+                if (r >= 0)
+                        r = compressor_write(z, trailer, sizeof(trailer));
+                if (r < 0)
+                        goto finish;
+        }
+        r = compressor_finish(z);
+        if (r >= 0 && ret_blob) {
+                *ret_blob = TAKE_PTR(made);
+                *ret_blob_len = blob_len;
+        }
+finish:
+        compressor_free(z);
+        return r;
+}
+
+static int begin_output(struct module_file *m, const struct modsign_request *req, struct replace *ret) {
+        if (req && req->dest_name)
+                return replace_begin(req->dest_dir_fd, req->dest_name, NULL, ret);
+        return replace_begin(m->dir_fd, m->name, &m->st, ret);
+}
+
+static int copy_blob(const uint8_t *blob, size_t len, uint8_t **ret, size_t *ret_len) {
+        uint8_t *c = malloc(len);
+
+        if (!c)
+                return -ENOMEM;
+        memcpy(c, blob, len);
+        *ret = c;
+        *ret_len = len;
+        return 0;
+}
+
+int modsign_sign(struct module_file *m, const struct modsign_request *req, enum modsign_outcome *ret_outcome,
+                 const char **ret_why) {
+        _cleanup_free_ uint8_t *blob = NULL;
+        struct sign_ctx *sign = NULL;
+        struct replace out;
+        size_t blob_len = 0;
+        int r;
+
+        if (!req->signer && !req->raw_sig)
+                return -EINVAL;
+        if (!req->write_module && !req->signer)
+                return -EINVAL; /* a raw signature needs no computing */
+
+        if (m->meta.n_signatures > 0 && req->signer) {
+                r = already_signed_by(m, req->signer, req->hash);
+                if (r < 0)
+                        return r;
+                /* Nothing to do, unless the container itself is what the kernel would refuse:
+                 * an xz stream with a CRC64 check (as dkms' plain "xz -f" makes). */
+                if (r == 1 && !req->always_write && !req->dest_name && req->write_module &&
+                    (m->compression != COMPRESSION_XZ || m->xz_check == XZ_CHECK_CRC32)) {
+                        *ret_outcome = MODSIGN_UNCHANGED;
+                        return 0;
+                }
+                if (r == 0 && req->existing == MODSIGN_EXISTING_REFUSE)
+                        return FAIL(-EEXIST, "already signed by another key (use --replace to re-sign)");
+        }
+
+        if (req->signer) {
+                r = sign_begin(req->signer, req->hash, &sign);
+                if (r < 0)
+                        return FAIL(r, r == -EOPNOTSUPP ? "hash algorithm not available in OpenSSL" : "cannot start signature");
+        }
+
+        if (!req->write_module) {
+                struct pipe_ctx p = { .sign = sign };
+
+                r = module_file_for_each_chunk(m, m->meta.body_len, pipe_chunk, &p);
+                if (r < 0) {
+                        sign_ctx_free(sign);
+                        return r;
+                }
+                r = sign_finish(sign, &blob, &blob_len);
+                if (r < 0)
+                        return FAIL(r, "signing failed");
+                if (req->ret_sig) {
+                        *req->ret_sig = TAKE_PTR(blob);
+                        *req->ret_sig_len = blob_len;
+                }
+                *ret_outcome = MODSIGN_DETACHED;
+                return 0;
+        }
+
+        r = begin_output(m, req, &out);
+        if (r < 0) {
+                sign_ctx_free(sign);
+                return FAIL(r, "cannot create the output file");
+        }
+        r = write_module(m, out.fd, req->threads, sign, req->raw_sig, req->raw_sig_len, &blob, &blob_len);
+        if (r < 0) {
+                replace_abort(&out);
+                return FAIL(r, "writing the signed module failed");
+        }
+        r = replace_commit(&out);
+        if (r < 0)
+                return FAIL(r, r == -ESTALE ? "the module changed while it was being signed" : "replacing the module failed");
+
+        if (req->ret_sig) {
+                r = req->raw_sig ? copy_blob(req->raw_sig, req->raw_sig_len, req->ret_sig, req->ret_sig_len)
+                                 : (*req->ret_sig = TAKE_PTR(blob), *req->ret_sig_len = blob_len, 0);
+                if (r < 0)
+                        return r;
+        }
+        *ret_outcome = MODSIGN_SIGNED;
+        return 0;
+}
+
+int modsign_strip(struct module_file *m, unsigned threads) {
+        struct replace out;
+        int r;
+
+        if (m->meta.n_signatures == 0)
+                return 1;
+        r = begin_output(m, NULL, &out);
+        if (r < 0)
+                return r;
+        r = write_module(m, out.fd, threads, NULL, NULL, 0, NULL, NULL);
+        if (r < 0) {
+                replace_abort(&out);
+                return r;
+        }
+        return replace_commit(&out);
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The operations on a module file that the CLI and the daemon share: sign, strip, verify.
+ * Each reads the module once where it can (hashing while it copies), writes through
+ * replace.h, and leaves the file untouched on any failure. */
+
+#include <openssl/x509.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "module-file.h"
+#include "sign.h"
+
+enum modsign_existing {
+        MODSIGN_EXISTING_REFUSE,  /* signed by another key: refuse (-EEXIST) */
+        MODSIGN_EXISTING_REPLACE, /* signed by another key: strip, then sign */
+};
+
+enum modsign_outcome {
+        MODSIGN_SIGNED,     /* a new signature was written */
+        MODSIGN_UNCHANGED,  /* already signed by this key with this hash: nothing written */
+        MODSIGN_DETACHED,   /* signature made, module not written (sign-file -d) */
+};
+
+struct modsign_request {
+        const struct signer *signer;     /* NULL when raw_sig is given */
+        const char *hash;                /* digest name for signer */
+        const uint8_t *raw_sig;          /* a PKCS#7 blob made elsewhere (sign-file -s) */
+        size_t raw_sig_len;
+        enum modsign_existing existing;
+        bool write_module;               /* false: only produce the signature */
+        bool always_write;               /* write even when already signed by this key */
+        int dest_dir_fd;                 /* with dest_name: write there instead of in place */
+        const char *dest_name;
+        unsigned threads;                /* compressor threads, 0 = one per CPU */
+        uint8_t **ret_sig;               /* optional: receives a copy of the PKCS#7 blob */
+        size_t *ret_sig_len;
+};
+
+int modsign_sign(struct module_file *m, const struct modsign_request *req, enum modsign_outcome *ret_outcome,
+                 const char **ret_why);
+
+/* Removes every appended signature. Returns 0 when something was removed, 1 when the module
+ * was unsigned (nothing written). */
+int modsign_strip(struct module_file *m, unsigned threads);
+
+/* Checks the outermost signature against trusted certificates, as the kernel does. Returns
+ * 0 (and the signer, a new reference, if asked), -ENODATA unsigned, -ENOKEY untrusted,
+ * -EKEYREJECTED tampered, -EBADMSG malformed. */
+int modsign_verify(const struct module_file *m, STACK_OF(X509) *trusted, X509 **ret_signer);

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "module-file.h"
+
+/* Big enough to amortise syscalls and digest calls, small enough for a low peak RSS. */
+#define CHUNK_SIZE ((size_t) 1 << 20)
+
+#define FAIL(error, why)                        \
+        ({                                      \
+                if (ret_why)                    \
+                        *ret_why = (why);       \
+                (error);                        \
+        })
+
+int module_file_open(int dir_fd, const char *name, struct module_file *ret, const char **ret_why) {
+        struct module_file m = { .dir_fd = dir_fd, .fd = -EBADF, .xz_check = -1 };
+        uint8_t head[8];
+        ssize_t n;
+        int r;
+
+        m.fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        if (m.fd < 0) {
+                r = negative_errno();
+                return FAIL(r, r == -ELOOP ? "is a symbolic link (give the real path)" : NULL);
+        }
+        if (fstat(m.fd, &m.st) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        if (!S_ISREG(m.st.st_mode)) {
+                r = FAIL(-EINVAL, "not a regular file");
+                goto fail;
+        }
+        m.name = strdup(name);
+        if (!m.name) {
+                r = -ENOMEM;
+                goto fail;
+        }
+
+        n = pread(m.fd, head, sizeof(head), 0);
+        if (n < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        m.compression = compression_detect(head, (size_t) n);
+        if (m.compression == COMPRESSION_XZ)
+                m.xz_check = xz_stream_check(head, (size_t) n);
+
+        if (m.compression == COMPRESSION_NONE)
+                m.data = (struct module_data) { .fd = m.fd, .size = (uint64_t) m.st.st_size };
+        else {
+                size_t len;
+
+                r = decompress_fd(m.fd, m.compression, MODULE_DECOMPRESSED_MAX, &m.decompressed, &len);
+                if (r < 0) {
+                        /* Corrupt compression makes it "not a module", like a truncated ELF. */
+                        if (r == -EBADMSG)
+                                r = FAIL(-ENOEXEC, "corrupt or truncated compressed data");
+                        else if (r == -EFBIG)
+                                FAIL(r, "decompresses to more than 2 GiB");
+                        goto fail;
+                }
+                m.data = (struct module_data) { .fd = -EBADF, .mem = m.decompressed, .size = len };
+        }
+
+        r = module_parse(&m.data, &m.meta, ret_why);
+        if (r < 0)
+                goto fail;
+
+        *ret = m;
+        return 0;
+
+fail:
+        module_file_close(&m);
+        return r;
+}
+
+void module_file_close(struct module_file *m) {
+        m->fd = safe_close(m->fd);
+        free(m->decompressed);
+        free(m->name);
+        module_meta_done(&m->meta);
+        m->decompressed = NULL;
+        m->name = NULL;
+}
+
+int module_file_for_each_chunk(const struct module_file *m, uint64_t len,
+                               int (*fn)(const void *buf, size_t n, void *userdata), void *userdata) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        int r;
+
+        if (len > m->data.size)
+                return -EBADMSG;
+
+        if (m->data.mem) {
+                for (uint64_t off = 0; off < len; off += CHUNK_SIZE) {
+                        r = fn(m->data.mem + off, (size_t) MIN(CHUNK_SIZE, len - off), userdata);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
+
+        buf = malloc(CHUNK_SIZE);
+        if (!buf)
+                return -ENOMEM;
+        for (uint64_t off = 0; off < len; off += CHUNK_SIZE) {
+                size_t n = (size_t) MIN(CHUNK_SIZE, len - off);
+
+                r = module_data_read(&m->data, off, buf, n);
+                if (r < 0)
+                        return r;
+                r = fn(buf, n, userdata);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int module_file_read_signature(const struct module_file *m, uint8_t **ret, size_t *ret_len) {
+        uint8_t *der;
+        int r;
+
+        if (m->meta.n_signatures == 0)
+                return -ENODATA;
+        der = malloc(m->meta.last_sig.sig_len);
+        if (!der)
+                return -ENOMEM;
+        r = module_data_read(&m->data, m->meta.last_sig.sig_offset, der, m->meta.last_sig.sig_len);
+        if (r < 0) {
+                free(der);
+                return r;
+        }
+        *ret = der;
+        *ret_len = m->meta.last_sig.sig_len;
+        return 0;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* A module file opened for reading: reached through a directory fd without following a
+ * symlink, decompressed when it is compressed, and parsed. */
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "compress.h"
+#include "module.h"
+
+/* Decompressed modules larger than this are refused (the largest real ones are ~100 MB). */
+#define MODULE_DECOMPRESSED_MAX ((size_t) 2 << 30)
+
+struct module_file {
+        int dir_fd;             /* borrowed from the caller */
+        char *name;
+        int fd;
+        struct stat st;
+        enum compression compression;
+        int xz_check;           /* the xz stream's integrity check (1 = CRC32), else -1 */
+        uint8_t *decompressed;  /* the ELF and its signature, for compressed modules */
+        struct module_data data;
+        struct module_meta meta;
+};
+
+/* -ELOOP: a symlink; -EINVAL: not a regular file; -ENOEXEC: not a module (or corrupt
+ * compression); -EBADMSG or -ENOPKG: malformed signature trailer.
+ * *ret_why (optional) explains on failure. */
+int module_file_open(int dir_fd, const char *name, struct module_file *ret, const char **ret_why);
+void module_file_close(struct module_file *m);
+
+/* Calls fn on the bytes [0, len) of the (decompressed) module in order, in pieces. */
+int module_file_for_each_chunk(const struct module_file *m, uint64_t len,
+                               int (*fn)(const void *buf, size_t n, void *userdata), void *userdata);
+
+/* Reads the outermost PKCS#7 blob into a new buffer; -ENODATA when unsigned. */
+int module_file_read_signature(const struct module_file *m, uint8_t **ret, size_t *ret_len);

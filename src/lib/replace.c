@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "replace.h"
+
+#define SELINUX_XATTR "security.selinux"
+
+static int random_tmp_name(const char *name, char **ret) {
+        uint64_t rnd;
+        char *s;
+
+        if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+                return negative_errno();
+        /* A dot name: hidden from globs such as *.ko, and recognisably ours. */
+        if (asprintf(&s, ".#%s.%016llx", name, (unsigned long long) rnd) < 0)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+int replace_begin(int dir_fd, const char *name, const struct stat *orig, struct replace *ret) {
+        struct replace r = { .dir_fd = dir_fd, .fd = -EBADF };
+        mode_t mode = orig ? 0600 : 0666; /* a copy of a root-only key or module stays root-only until commit */
+        int fd;
+
+        if (!name || !*name || strchr(name, '/'))
+                return -EINVAL;
+        r.name = strdup(name);
+        if (!r.name)
+                return -ENOMEM;
+        if (orig) {
+                r.orig = *orig;
+                r.have_orig = true;
+        }
+
+        fd = openat(dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+        if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+                int k = random_tmp_name(name, &r.tmp_name);
+                if (k < 0) {
+                        free(r.name);
+                        return k;
+                }
+                fd = openat(dir_fd, r.tmp_name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, mode);
+        }
+        if (fd < 0) {
+                int k = negative_errno();
+                free(r.name);
+                free(r.tmp_name);
+                return k;
+        }
+        r.fd = fd;
+        *ret = r;
+        return 0;
+}
+
+static int copy_selinux_label(const struct replace *r) {
+        _cleanup_free_ char *path = NULL;
+        char label[256];
+        ssize_t n;
+
+        /* A module relabelled by our rename would stop loading under SELinux. We hold no fd to
+         * the target here, so read its label through our directory fd, without following a
+         * symlink at the last component. No label, or no SELinux: nothing to do. */
+        if (asprintf(&path, "/proc/self/fd/%d/%s", r->dir_fd, r->name) < 0)
+                return -ENOMEM;
+        n = lgetxattr(path, SELINUX_XATTR, label, sizeof(label));
+        if (n < 0)
+                return errno == ENODATA || errno == ENOTSUP || errno == ENOENT ? 0 : negative_errno();
+        if (fsetxattr(r->fd, SELINUX_XATTR, label, (size_t) n, 0) < 0 && errno != ENOTSUP)
+                return negative_errno();
+        return 0;
+}
+
+static int copy_metadata(const struct replace *r) {
+        /* Only root may give a file away; anyone else keeps what they can (sign-file does less). */
+        if (fchown(r->fd, r->orig.st_uid, r->orig.st_gid) < 0 && errno != EPERM)
+                return negative_errno();
+        if (fchmod(r->fd, r->orig.st_mode & 07777) < 0)
+                return negative_errno();
+        return copy_selinux_label(r);
+}
+
+/* Is dir_fd/name still the file we read? */
+static int check_unchanged(const struct replace *r) {
+        struct stat now;
+
+        if (fstatat(r->dir_fd, r->name, &now, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno == ENOENT)
+                        return r->have_orig ? -ESTALE : 0;
+                return negative_errno();
+        }
+        if (!r->have_orig)
+                /* A new name: replace a regular file (sign-file's DEST), never a symlink or dir. */
+                return S_ISREG(now.st_mode) ? 0 : -EEXIST;
+        if (now.st_dev != r->orig.st_dev || now.st_ino != r->orig.st_ino || now.st_size != r->orig.st_size ||
+            now.st_mtim.tv_sec != r->orig.st_mtim.tv_sec || now.st_mtim.tv_nsec != r->orig.st_mtim.tv_nsec)
+                return -ESTALE;
+        return 0;
+}
+
+static int link_tmpfile(struct replace *r) {
+        char proc[64];
+        int k;
+
+        /* An O_TMPFILE gets a name only now, when it is complete: a crash before this point
+         * leaves nothing behind. linkat() cannot replace, so link to a fresh name, then rename. */
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", r->fd);
+        for (int attempt = 0; attempt < 16; attempt++) {
+                free(r->tmp_name);
+                r->tmp_name = NULL;
+                k = random_tmp_name(r->name, &r->tmp_name);
+                if (k < 0)
+                        return k;
+                if (linkat(AT_FDCWD, proc, r->dir_fd, r->tmp_name, AT_SYMLINK_FOLLOW) >= 0)
+                        return 0;
+                if (errno != EEXIST) {
+                        k = negative_errno();
+                        free(r->tmp_name);
+                        r->tmp_name = NULL;
+                        return k;
+                }
+        }
+        free(r->tmp_name);
+        r->tmp_name = NULL;
+        return -EEXIST;
+}
+
+int replace_commit(struct replace *r) {
+        bool was_tmpfile = !r->tmp_name;
+        int k;
+
+        if (r->fd < 0)
+                return -EBADF;
+
+        if (r->have_orig) {
+                k = copy_metadata(r);
+                if (k < 0)
+                        goto fail;
+        }
+        if (fsync(r->fd) < 0) {
+                k = negative_errno();
+                goto fail;
+        }
+        k = check_unchanged(r);
+        if (k < 0)
+                goto fail;
+        if (was_tmpfile) {
+                k = link_tmpfile(r);
+                if (k < 0)
+                        goto fail;
+        }
+        if (renameat(r->dir_fd, r->tmp_name, r->dir_fd, r->name) < 0) {
+                k = negative_errno();
+                goto fail;
+        }
+        free(r->tmp_name);
+        r->tmp_name = NULL;
+        /* The rename is durable only once the directory is. */
+        if (fsync(r->dir_fd) < 0 && errno != EINVAL) {
+                k = negative_errno();
+                replace_abort(r);
+                return k;
+        }
+        replace_abort(r); /* closes the fd and frees the names; nothing is left to remove */
+        return 0;
+
+fail:
+        replace_abort(r);
+        return k;
+}
+
+void replace_abort(struct replace *r) {
+        if (r->tmp_name) {
+                (void) unlinkat(r->dir_fd, r->tmp_name, 0);
+                free(r->tmp_name);
+                r->tmp_name = NULL;
+        }
+        r->fd = safe_close(r->fd);
+        free(r->name);
+        r->name = NULL;
+}

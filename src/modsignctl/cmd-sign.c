@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* modsignctl sign: sign modules in place. */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kconfig.h"
+#include "key.h"
+#include "log.h"
+#include "modsign.h"
+#include "modsignctl.h"
+#include "openssl-util.h"
+
+#define DEFAULT_AUTO_HASH "sha512" /* what dkms uses when the kernel does not say */
+
+static void help(void) {
+        printf("Usage: modsignctl sign --key KEY --cert CERT [OPTIONS] MODULE...\n"
+               "\n"
+               "Sign kernel modules in place (atomically; compressed modules are signed inside).\n"
+               "\n"
+               "  -k --key FILE          private key (PEM or DER, RSA or EC), mode 0600\n"
+               "  -c --cert FILE         X.509 certificate of the key (PEM or DER)\n"
+               "  -a --hash NAME         auto (default), sha256, sha384 or sha512\n"
+               "     --keyid             identify the signer by subjectKeyIdentifier\n"
+               "     --replace           re-sign modules signed by another key\n"
+               "     --allow-weak-hash   allow sha1 and sha224\n"
+               "     --kernel KVER       kernel release for --hash auto (default: vermagic)\n"
+               "     --sysroot DIR       look up kernel configuration under DIR\n"
+               "  -h --help              show this help\n");
+}
+
+/* The hash chosen for each kernel release met so far, so --hash auto looks once per release
+ * and warns once. */
+struct hash_cache {
+        char *release[16];
+        char *hash[16];
+        size_t n;
+};
+
+struct sign_args {
+        const char *hash, *kernel, *sysroot;
+        bool allow_weak;
+        struct hash_cache cache;
+};
+
+static void sign_args_done(struct sign_args *a) {
+        struct hash_cache *c = &a->cache;
+
+        for (size_t i = 0; i < c->n; i++) {
+                free(c->release[i]);
+                free(c->hash[i]);
+        }
+}
+
+static int check_hash_strength(const char *hash, bool allow_weak, const char *origin) {
+        switch (hash_classify(hash)) {
+        case HASH_STRONG:
+                return 0;
+        case HASH_WEAK:
+                if (!allow_weak)
+                        return log_error_errno(-EINVAL, "%s: hash '%s' is weak; pass --allow-weak-hash to use it anyway",
+                                               origin, hash);
+                log_warning("%s: signing with weak hash '%s'", origin, hash);
+                return 0;
+        case HASH_UNKNOWN:
+        default:
+                return log_error_errno(-EINVAL, "%s: unknown hash '%s' (use sha256, sha384 or sha512)", origin, hash);
+        }
+}
+
+/* Resolves --hash auto for one module; returns a string owned by the cache or by args. */
+static int resolve_hash(struct sign_args *a, const char *path, const struct module_file *m, const char **ret) {
+        _cleanup_free_ char *release = NULL, *hash = NULL, *source = NULL;
+        int r;
+
+        if (!streq(a->hash, "auto")) {
+                *ret = a->hash;
+                return 0;
+        }
+
+        if (a->kernel)
+                release = strdup(a->kernel);
+        else if (module_vermagic_release(m->meta.vermagic, &release) < 0)
+                return log_error_errno(-EINVAL, "%s: no usable vermagic to find its kernel; pass --kernel or --hash", path);
+        if (!release)
+                return log_oom();
+
+        for (size_t i = 0; i < a->cache.n; i++)
+                if (streq(a->cache.release[i], release)) {
+                        *ret = a->cache.hash[i];
+                        return 0;
+                }
+
+        r = kernel_module_sig_hash(a->sysroot, release, &hash, &source);
+        if (r == -ENOENT || r == -ENODATA) {
+                log_warning("kernel %s: %s; using %s", release,
+                            r == -ENOENT ? "no configuration found (no build/.config, no /boot/config)"
+                                         : "its configuration does not set CONFIG_MODULE_SIG_HASH",
+                            DEFAULT_AUTO_HASH);
+                hash = strdup(DEFAULT_AUTO_HASH);
+                if (!hash)
+                        return log_oom();
+        } else if (r < 0)
+                return log_error_errno(r, "kernel %s: cannot read its configuration: %m", release);
+        else {
+                r = check_hash_strength(hash, a->allow_weak, source);
+                if (r < 0)
+                        return r;
+                log_debug("kernel %s: CONFIG_MODULE_SIG_HASH=%s from %s", release, hash, source);
+        }
+
+        if (a->cache.n == ELEMENTSOF(a->cache.release)) { /* full: forget the oldest */
+                free(a->cache.release[0]);
+                free(a->cache.hash[0]);
+                memmove(a->cache.release, a->cache.release + 1, sizeof(char *) * (a->cache.n - 1));
+                memmove(a->cache.hash, a->cache.hash + 1, sizeof(char *) * (a->cache.n - 1));
+                a->cache.n--;
+        }
+        a->cache.release[a->cache.n] = TAKE_PTR(release);
+        a->cache.hash[a->cache.n] = TAKE_PTR(hash);
+        *ret = a->cache.hash[a->cache.n++];
+        return 0;
+}
+
+static int sign_one(struct sign_args *a, const struct signer *signer, bool replace, const char *path) {
+        _cleanup_(module_arg_close) struct module_arg m = { .dir_fd = -EBADF };
+        enum modsign_outcome outcome;
+        const char *hash = NULL, *why = NULL;
+        int r, code;
+
+        code = module_arg_open(path, &m);
+        if (code != EXIT_OK)
+                return code;
+
+        r = resolve_hash(a, path, &m.file, &hash);
+        if (r < 0)
+                return r == -EINVAL ? EXIT_USAGE : EXIT_ERROR;
+
+        struct modsign_request req = {
+                .signer = signer,
+                .hash = hash,
+                .existing = replace ? MODSIGN_EXISTING_REPLACE : MODSIGN_EXISTING_REFUSE,
+                .write_module = true,
+        };
+        r = modsign_sign(&m.file, &req, &outcome, &why);
+        if (r < 0) {
+                if (why)
+                        log_error("%s: %s%s%s", path, why, r == -EEXIST ? "" : ": ", r == -EEXIST ? "" : strerror(-r));
+                else
+                        log_error_errno(r, "%s: signing failed: %m", path);
+                return EXIT_ERROR;
+        }
+
+        if (!arg_global.quiet) {
+                if (outcome == MODSIGN_UNCHANGED)
+                        printf("%s: already signed with this key (%s), unchanged\n", path, hash);
+                else
+                        printf("%s: signed (%s%s%s)\n", path, hash,
+                               m.file.compression != COMPRESSION_NONE ? ", " : "",
+                               m.file.compression != COMPRESSION_NONE ? compression_to_string(m.file.compression) : "");
+        }
+        return EXIT_OK;
+}
+
+int cmd_sign(int argc, char *argv[]) {
+        enum { ARG_KEYID = 0x100, ARG_REPLACE, ARG_ALLOW_WEAK, ARG_KERNEL, ARG_SYSROOT };
+        static const struct option options[] = {
+                { "key", required_argument, NULL, 'k' },
+                { "cert", required_argument, NULL, 'c' },
+                { "hash", required_argument, NULL, 'a' },
+                { "keyid", no_argument, NULL, ARG_KEYID },
+                { "replace", no_argument, NULL, ARG_REPLACE },
+                { "allow-weak-hash", no_argument, NULL, ARG_ALLOW_WEAK },
+                { "kernel", required_argument, NULL, ARG_KERNEL },
+                { "sysroot", required_argument, NULL, ARG_SYSROOT },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        _cleanup_(sign_args_done) struct sign_args a = { .hash = "auto" };
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+        _cleanup_(X509_freep) X509 *cert = NULL;
+        const char *key_path = NULL, *cert_path = NULL;
+        bool keyid = false, replace = false;
+        struct signer *signer = NULL;
+        int c, r, code = EXIT_OK;
+
+        while ((c = getopt_long(argc, argv, "k:c:a:h", options, NULL)) >= 0)
+                switch (c) {
+                case 'k':
+                        key_path = optarg;
+                        break;
+                case 'c':
+                        cert_path = optarg;
+                        break;
+                case 'a':
+                        a.hash = optarg;
+                        break;
+                case ARG_KEYID:
+                        keyid = true;
+                        break;
+                case ARG_REPLACE:
+                        replace = true;
+                        break;
+                case ARG_ALLOW_WEAK:
+                        a.allow_weak = true;
+                        break;
+                case ARG_KERNEL:
+                        a.kernel = optarg;
+                        break;
+                case ARG_SYSROOT:
+                        a.sysroot = optarg;
+                        break;
+                case 'h':
+                        help();
+                        return EXIT_OK;
+                default:
+                        return EXIT_USAGE;
+                }
+
+        if (!key_path || !cert_path) {
+                log_error("sign: --key and --cert are required");
+                return EXIT_USAGE;
+        }
+        if (optind >= argc) {
+                log_error("sign: no module given");
+                return EXIT_USAGE;
+        }
+        if (!streq(a.hash, "auto") && check_hash_strength(a.hash, a.allow_weak, "--hash") < 0)
+                return EXIT_USAGE;
+        if (a.kernel && strchr(a.kernel, '/')) {
+                log_error("sign: --kernel takes a release such as 6.1.0-28-amd64, not a path");
+                return EXIT_USAGE;
+        }
+
+        if (load_signing_key(key_path, NULL, true, &key) < 0)
+                return EXIT_ERROR;
+        r = cert_load_file(cert_path, &cert);
+        if (r < 0) {
+                log_error_errno(r, "%s: cannot load certificate: %s", cert_path,
+                                r == -EBADMSG ? "not a PEM or DER X.509 certificate" : strerror(-r));
+                return EXIT_ERROR;
+        }
+        r = signer_new(key, cert, keyid, &signer);
+        if (r == -EKEYREJECTED) {
+                log_error("%s: the private key does not belong to certificate %s", key_path, cert_path);
+                return EXIT_ERROR;
+        }
+        if (r == -ENOKEY) {
+                log_error("%s: --keyid needs a certificate with a subjectKeyIdentifier", cert_path);
+                return EXIT_ERROR;
+        }
+        if (r < 0) {
+                log_error_errno(r, "cannot set up signing: %m");
+                return EXIT_ERROR;
+        }
+
+        for (int i = optind; i < argc; i++)
+                code = exit_code_merge(code, sign_one(&a, signer, replace, argv[i]));
+
+        signer_free(signer);
+        return code;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <openssl/evp.h>
+#include <stdbool.h>
+
+#include "module-file.h"
+
+/* Exit codes scripts can rely on; documented in modsignctl(8). */
+enum {
+        EXIT_OK = 0,
+        EXIT_ERROR = 1,         /* I/O, key or certificate problem, anything else */
+        EXIT_USAGE = 2,
+        EXIT_UNSIGNED = 3,
+        EXIT_BAD_SIGNATURE = 4,
+        EXIT_UNTRUSTED = 5,
+        EXIT_NOT_MODULE = 6,
+};
+
+struct global_args {
+        bool json;
+        bool quiet;
+};
+extern struct global_args arg_global;
+
+/* With several modules the most severe result wins: 1 > 6 > 4 > 5 > 3 > 0 (2 ends at once). */
+int exit_code_merge(int a, int b);
+/* The exit code for an error from opening, parsing or verifying a module. */
+int exit_code_from_errno(int r);
+
+/* A module named on the command line, opened through its directory: the last component is
+ * never followed if it is a symlink. */
+struct module_arg {
+        int dir_fd;
+        struct module_file file;
+};
+/* Logs the error itself (naming the file) and returns the exit code to merge. */
+int module_arg_open(const char *path, struct module_arg *ret);
+void module_arg_close(struct module_arg *m);
+
+/* Opens the directory holding 'path' (O_RDONLY|O_DIRECTORY) and returns the last component. */
+int open_parent_dir(const char *path, int *ret_dir_fd, const char **ret_base);
+
+/* Loads a private key file with the ownership and mode checks; 'strict' makes a loose mode
+ * an error rather than a warning. 'passphrase' may be NULL. Logs errors. */
+int load_signing_key(const char *path, const char *passphrase, bool strict, EVP_PKEY **ret);
+
+int cmd_sign(int argc, char *argv[]);
+int cmd_verify(int argc, char *argv[]);
+int cmd_info(int argc, char *argv[]);
+int cmd_strip(int argc, char *argv[]);
+int cmd_sign_file(int argc, char *argv[]);

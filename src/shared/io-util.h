@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* write() until everything is written; retries EINTR. Returns 0 or a negative errno. */
+int loop_write(int fd, const void *buf, size_t len);
+
+/* read() until 'len' bytes or EOF; returns the count read or a negative errno. */
+ssize_t loop_read(int fd, void *buf, size_t len);
+
+/* Reads a whole (small) file opened as fd into a new NUL-terminated buffer; files larger
+ * than 'limit' fail with -EFBIG. */
+int read_full_fd(int fd, size_t limit, char **ret, size_t *ret_len);
