@@ -92,14 +92,11 @@ static int outbuf_reserve(struct outbuf *o, size_t want_free) {
         return 0;
 }
 
-static int decompress_xz(int fd, struct outbuf *o) {
-        _cleanup_free_ uint8_t *in = malloc(IO_CHUNK);
+static int decompress_xz(int fd, uint8_t *in, struct outbuf *o) {
         lzma_stream s = LZMA_STREAM_INIT;
         lzma_action action = LZMA_RUN;
         int r = 0;
 
-        if (!in)
-                return -ENOMEM;
         if (lzma_stream_decoder(&s, UINT64_MAX, 0) != LZMA_OK)
                 return -ENOMEM;
 
@@ -145,16 +142,13 @@ static int decompress_xz(int fd, struct outbuf *o) {
         return r;
 }
 
-static int decompress_zstd(int fd, struct outbuf *o) {
-        _cleanup_free_ uint8_t *in = malloc(IO_CHUNK);
+static int decompress_zstd(int fd, uint8_t *in, struct outbuf *o) {
         ZSTD_DStream *ds = ZSTD_createDStream();
         size_t last = 1;
         int r = 0;
 
-        if (!in || !ds) {
-                ZSTD_freeDStream(ds);
+        if (!ds)
                 return -ENOMEM;
-        }
 
         for (;;) {
                 ssize_t n = loop_read(fd, in, IO_CHUNK);
@@ -191,13 +185,10 @@ static int decompress_zstd(int fd, struct outbuf *o) {
         return r;
 }
 
-static int decompress_gzip(int fd, struct outbuf *o) {
-        _cleanup_free_ uint8_t *in = malloc(IO_CHUNK);
+static int decompress_gzip(int fd, uint8_t *in, struct outbuf *o) {
         z_stream z = {};
         int r = 0, zr = Z_OK;
 
-        if (!in)
-                return -ENOMEM;
         if (inflateInit2(&z, 15 + 16) != Z_OK)
                 return -ENOMEM;
 
@@ -239,23 +230,29 @@ static int decompress_gzip(int fd, struct outbuf *o) {
 
 int decompress_fd(int fd, enum compression c, size_t limit, uint8_t **ret, size_t *ret_len) {
         struct outbuf o = { .limit = limit };
+        uint8_t *in;
         int r;
+
+        in = malloc(IO_CHUNK);
+        if (!in)
+                return -ENOMEM;
 
         switch (c) {
         case COMPRESSION_XZ:
-                r = decompress_xz(fd, &o);
+                r = decompress_xz(fd, in, &o);
                 break;
         case COMPRESSION_ZSTD:
-                r = decompress_zstd(fd, &o);
+                r = decompress_zstd(fd, in, &o);
                 break;
         case COMPRESSION_GZIP:
-                r = decompress_gzip(fd, &o);
+                r = decompress_gzip(fd, in, &o);
                 break;
         case COMPRESSION_NONE:
         default:
                 r = -EINVAL;
                 break;
         }
+        free(in);
         if (r < 0) {
                 free(o.data);
                 return r;
