@@ -4,5 +4,6 @@ TESTS += tests/fuzz/run-fuzz.sh
 EXTRA_DIST += \
 	tests/fuzz/run-fuzz.sh \
 	tests/fuzz/fuzz-module.c \
+	tests/fuzz/fuzz-proto.c \
 	tests/fuzz/corpus
-CLEANFILES += tests/fuzz/fuzz-module
+CLEANFILES += tests/fuzz/fuzz-module tests/fuzz/fuzz-proto

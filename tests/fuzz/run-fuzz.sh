@@ -17,7 +17,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
 
-harnesses="module"
+harnesses="module proto"
 per=$((seconds / $(echo "$harnesses" | wc -w)))
 [ "$per" -ge 5 ] || per=5
 
@@ -29,7 +29,7 @@ for h in $harnesses; do
                 -I"$top_builddir" \
                 -I"$srcdir/src/shared" -I"$srcdir/src/lib" \
                 "$srcdir/tests/fuzz/fuzz-$h.c" \
-                "$srcdir/src/lib/module.c" "$srcdir/src/lib/verify.c" \
+                "$srcdir/src/lib/module.c" "$srcdir/src/lib/verify.c" "$srcdir/src/lib/proto.c" \
                 $(pkg-config --cflags --libs libcrypto) \
                 -o "$bin"
 
