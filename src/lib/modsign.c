@@ -256,9 +256,11 @@ int modsign_sign(struct module_file *m, const struct modsign_request *req, enum 
                 replace_abort(&out);
                 return FAIL(r, "writing the signed module failed");
         }
-        r = replace_commit(&out);
-        if (r < 0)
+        r = req->batch ? replace_batch_add(req->batch, &out) : replace_commit(&out);
+        if (r < 0) {
+                replace_abort(&out);
                 return FAIL(r, r == -ESTALE ? "the module changed while it was being signed" : "replacing the module failed");
+        }
 
         if (req->ret_sig) {
                 r = req->raw_sig ? copy_blob(req->raw_sig, req->raw_sig_len, req->ret_sig, req->ret_sig_len)

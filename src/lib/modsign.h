@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "module-file.h"
+#include "replace.h"
 #include "sign.h"
 
 enum modsign_existing {
@@ -35,6 +36,9 @@ struct modsign_request {
         int dest_dir_fd;                 /* with dest_name: write there instead of in place */
         const char *dest_name;
         unsigned threads;                /* compressor threads, 0 = one per CPU */
+        struct replace_batch *batch;     /* set: queue the replacement there (commit is the
+                                          * caller's, with replace_batch_commit()); the outcome
+                                          * MODSIGN_SIGNED then means "written, not yet in place" */
         uint8_t **ret_sig;               /* optional: receives a copy of the PKCS#7 blob */
         size_t *ret_sig_len;
 };

@@ -136,48 +136,146 @@ static int link_tmpfile(struct replace *r) {
         return -EEXIST;
 }
 
-int replace_commit(struct replace *r) {
-        bool was_tmpfile = !r->tmp_name;
-        int k;
-
+/* Commit, phase 1: metadata onto the new file. */
+static int commit_prepare(struct replace *r) {
         if (r->fd < 0)
                 return -EBADF;
+        return r->have_orig ? copy_metadata(r) : 0;
+}
 
-        if (r->have_orig) {
-                k = copy_metadata(r);
-                if (k < 0)
-                        goto fail;
-        }
-        if (fsync(r->fd) < 0) {
-                k = negative_errno();
-                goto fail;
-        }
+/* Commit, phase 3 (after the data is durable): put the new file in place of the old. */
+static int commit_publish(struct replace *r) {
+        int k;
+
         k = check_unchanged(r);
         if (k < 0)
-                goto fail;
-        if (was_tmpfile) {
+                return k;
+        if (!r->tmp_name) { /* an O_TMPFILE still without a name */
                 k = link_tmpfile(r);
                 if (k < 0)
-                        goto fail;
+                        return k;
         }
-        if (renameat(r->dir_fd, r->tmp_name, r->dir_fd, r->name) < 0) {
-                k = negative_errno();
-                goto fail;
-        }
+        if (renameat(r->dir_fd, r->tmp_name, r->dir_fd, r->name) < 0)
+                return negative_errno();
         free(r->tmp_name);
         r->tmp_name = NULL;
-        /* The rename is durable only once the directory is. */
-        if (fsync(r->dir_fd) < 0 && errno != EINVAL) {
-                k = negative_errno();
-                replace_abort(r);
-                return k;
-        }
-        replace_abort(r); /* closes the fd and frees the names; nothing is left to remove */
         return 0;
+}
 
-fail:
-        replace_abort(r);
+static int fsync_dir(int dir_fd) {
+        /* The rename is durable only once the directory is. */
+        if (fsync(dir_fd) < 0 && errno != EINVAL)
+                return negative_errno();
+        return 0;
+}
+
+int replace_commit(struct replace *r) {
+        int k;
+
+        k = commit_prepare(r);
+        if (k >= 0 && fsync(r->fd) < 0)
+                k = negative_errno();
+        if (k >= 0)
+                k = commit_publish(r);
+        if (k >= 0)
+                k = fsync_dir(r->dir_fd);
+        replace_abort(r); /* closes the fd, frees the names, removes a temporary name if left */
         return k;
+}
+
+int replace_batch_add(struct replace_batch *b, struct replace *r) {
+        if (b->n == b->alloc) {
+                size_t alloc = b->alloc ? b->alloc * 2 : 16;
+                struct replace *items = realloc(b->items, alloc * sizeof(*items));
+                if (!items)
+                        return -ENOMEM;
+                b->items = items;
+                b->alloc = alloc;
+        }
+        /* The caller's directory fd may be closed before the commit: hold our own. */
+        int dir_fd = fcntl(r->dir_fd, F_DUPFD_CLOEXEC, 3);
+        if (dir_fd < 0)
+                return negative_errno();
+        r->dir_fd = dir_fd;
+        r->owns_dir_fd = true;
+        b->items[b->n++] = *r;
+        *r = (struct replace) { .fd = -EBADF, .dir_fd = -EBADF };
+        return 0;
+}
+
+static bool same_inode(int fd, const struct stat *st) {
+        struct stat other;
+        return fstat(fd, &other) >= 0 && other.st_dev == st->st_dev && other.st_ino == st->st_ino;
+}
+
+static bool same_fs(const struct replace_batch *b) {
+        struct stat first, st;
+
+        if (fstat(b->items[0].fd, &first) < 0)
+                return false;
+        for (size_t i = 1; i < b->n; i++)
+                if (fstat(b->items[i].fd, &st) < 0 || st.st_dev != first.st_dev)
+                        return false;
+        return true;
+}
+
+int replace_batch_commit(struct replace_batch *b, int *results) {
+        bool synced_all = false;
+        int worst = 0;
+
+        if (b->n == 0)
+                return 0;
+        for (size_t i = 0; i < b->n; i++)
+                results[i] = commit_prepare(&b->items[i]);
+
+        /* One syncfs() makes every new file durable at once, where one fsync() each would
+         * commit the file system's journal once per module. Files on several file systems
+         * fall back to an fsync() each. */
+        if (b->n > 1 && same_fs(b) && syncfs(b->items[0].fd) >= 0)
+                synced_all = true;
+
+        for (size_t i = 0; i < b->n; i++) {
+                struct replace *r = &b->items[i];
+
+                if (results[i] >= 0 && !synced_all && fsync(r->fd) < 0)
+                        results[i] = negative_errno();
+                if (results[i] >= 0)
+                        results[i] = commit_publish(r);
+        }
+
+        /* Each directory once, however many of its modules were replaced. */
+        for (size_t i = 0; i < b->n; i++) {
+                struct stat di;
+                bool seen = false;
+                int k;
+
+                if (results[i] < 0 || fstat(b->items[i].dir_fd, &di) < 0)
+                        continue;
+                for (size_t j = 0; j < i && !seen; j++)
+                        seen = results[j] >= 0 && same_inode(b->items[j].dir_fd, &di);
+                if (seen)
+                        continue;
+                k = fsync_dir(b->items[i].dir_fd);
+                if (k < 0)
+                        for (size_t j = i; j < b->n; j++)
+                                if (results[j] >= 0 && same_inode(b->items[j].dir_fd, &di))
+                                        results[j] = k;
+        }
+
+        for (size_t i = 0; i < b->n; i++) {
+                replace_abort(&b->items[i]);
+                if (results[i] < 0 && worst == 0)
+                        worst = results[i];
+        }
+        b->n = 0;
+        return worst;
+}
+
+void replace_batch_done(struct replace_batch *b) {
+        for (size_t i = 0; i < b->n; i++)
+                replace_abort(&b->items[i]);
+        free(b->items);
+        *b = (struct replace_batch) {};
 }
 
 void replace_abort(struct replace *r) {
@@ -187,6 +285,10 @@ void replace_abort(struct replace *r) {
                 r->tmp_name = NULL;
         }
         r->fd = safe_close(r->fd);
+        if (r->owns_dir_fd) {
+                r->dir_fd = safe_close(r->dir_fd);
+                r->owns_dir_fd = false;
+        }
         free(r->name);
         r->name = NULL;
 }

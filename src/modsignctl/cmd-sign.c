@@ -125,10 +125,49 @@ static int resolve_hash(struct sign_args *a, const char *path, const struct modu
         return 0;
 }
 
-static int sign_one(struct sign_args *a, const struct signer *signer, bool replace, const char *path) {
+/* Signed modules whose new contents wait in the batch for one durable commit. */
+#define BATCH_MAX 128
+
+struct pending {
+        struct replace_batch batch;
+        char *report[BATCH_MAX]; /* what to print once the module is in place */
+        const char *path[BATCH_MAX];
+};
+
+static int pending_commit(struct pending *p) {
+        int results[BATCH_MAX], code = EXIT_OK;
+        size_t n = p->batch.n;
+
+        (void) replace_batch_commit(&p->batch, results);
+        for (size_t i = 0; i < n; i++) {
+                if (results[i] < 0) {
+                        if (results[i] == -ESTALE)
+                                log_error("%s: the module changed while it was being signed; nothing written, try again",
+                                          p->path[i]);
+                        else
+                                log_error_errno(results[i], "%s: replacing the module failed: %m", p->path[i]);
+                        code = exit_code_merge(code, EXIT_ERROR);
+                } else if (!arg_global.quiet)
+                        printf("%s\n", p->report[i] ?: p->path[i]);
+                free(p->report[i]);
+                p->report[i] = NULL;
+        }
+        return code;
+}
+
+static void pending_done(struct pending *p) {
+        for (size_t i = 0; i < p->batch.n; i++)
+                free(p->report[i]);
+        replace_batch_done(&p->batch);
+}
+
+static int sign_one(struct sign_args *a, const struct signer *signer, bool replace, const char *path,
+                    struct pending *p) {
         _cleanup_(module_arg_close) struct module_arg m = { .dir_fd = -EBADF };
         enum modsign_outcome outcome;
         const char *hash = NULL, *why = NULL;
+        size_t before = p->batch.n;
+        char *report;
         int r, code;
 
         code = module_arg_open(path, &m);
@@ -144,25 +183,32 @@ static int sign_one(struct sign_args *a, const struct signer *signer, bool repla
                 .hash = hash,
                 .existing = replace ? MODSIGN_EXISTING_REPLACE : MODSIGN_EXISTING_REFUSE,
                 .write_module = true,
+                .batch = &p->batch,
         };
         r = modsign_sign(&m.file, &req, &outcome, &why);
         if (r < 0) {
-                if (why)
-                        log_error("%s: %s%s%s", path, why, r == -EEXIST ? "" : ": ", r == -EEXIST ? "" : strerror(-r));
+                if (r == -EEXIST)
+                        log_error("%s: %s", path, why);
+                else if (why)
+                        log_error_errno(r, "%s: %s: %m", path, why);
                 else
                         log_error_errno(r, "%s: signing failed: %m", path);
                 return EXIT_ERROR;
         }
 
-        if (!arg_global.quiet) {
-                if (outcome == MODSIGN_UNCHANGED)
+        if (outcome == MODSIGN_UNCHANGED) {
+                if (!arg_global.quiet)
                         printf("%s: already signed with this key (%s), unchanged\n", path, hash);
-                else
-                        printf("%s: signed (%s%s%s)\n", path, hash,
-                               m.file.compression != COMPRESSION_NONE ? ", " : "",
-                               m.file.compression != COMPRESSION_NONE ? compression_to_string(m.file.compression) : "");
+                return EXIT_OK;
         }
-        return EXIT_OK;
+
+        if (asprintf(&report, "%s: signed (%s%s%s)", path, hash,
+                     m.file.compression != COMPRESSION_NONE ? ", " : "",
+                     m.file.compression != COMPRESSION_NONE ? compression_to_string(m.file.compression) : "") < 0)
+                report = NULL; /* only the report line is lost */
+        p->report[before] = report;
+        p->path[before] = path;
+        return p->batch.n >= BATCH_MAX ? pending_commit(p) : EXIT_OK;
 }
 
 int cmd_sign(int argc, char *argv[]) {
@@ -257,8 +303,11 @@ int cmd_sign(int argc, char *argv[]) {
                 return EXIT_ERROR;
         }
 
+        struct pending p = {};
         for (int i = optind; i < argc; i++)
-                code = exit_code_merge(code, sign_one(&a, signer, replace, argv[i]));
+                code = exit_code_merge(code, sign_one(&a, signer, replace, argv[i], &p));
+        code = exit_code_merge(code, pending_commit(&p));
+        pending_done(&p);
 
         signer_free(signer);
         return code;
