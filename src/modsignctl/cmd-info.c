@@ -124,7 +124,7 @@ int cmd_info(int argc, char *argv[]) {
                 code = exit_code_merge(code, info_one(argv[i], jarray));
         }
         if (jarray) {
-                printf("%s\n", json_object_to_json_string_ext(jarray, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+                printf("%s\n", json_object_to_json_string_ext(jarray, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
                 json_object_put(jarray);
         }
         return code;

@@ -157,7 +157,7 @@ int cmd_verify(int argc, char *argv[]) {
         for (int i = optind; i < argc; i++)
                 code = exit_code_merge(code, verify_one(argv[i], trusted, jarray));
         if (jarray) {
-                printf("%s\n", json_object_to_json_string_ext(jarray, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+                printf("%s\n", json_object_to_json_string_ext(jarray, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
                 json_object_put(jarray);
         }
         return code;
