@@ -74,16 +74,20 @@ struct outbuf {
         size_t len, alloc, limit;
 };
 
+/* Makes room for more output. The buffer may grow to limit + 1 bytes: one byte past the limit
+ * is how an oversized stream is told apart from one that ends exactly at it. When it can grow
+ * no more, whatever room is left is still offered; only a full buffer fails. */
 static int outbuf_reserve(struct outbuf *o, size_t want_free) {
-        size_t want;
+        size_t cap = o->limit == SIZE_MAX ? SIZE_MAX : o->limit + 1, want;
         uint8_t *p;
 
         if (o->alloc - o->len >= want_free)
                 return 0;
-        if (o->len >= o->limit)
-                return -EFBIG;
-        want = MAX(o->alloc * 2, o->len + want_free);
-        want = MIN(want, o->limit + 1); /* one spare byte tells "over the limit" from "exactly at it" */
+        if (o->alloc >= cap)
+                return o->alloc > o->len ? 0 : -EFBIG;
+        if (ADD_OVERFLOW(o->len, want_free, &want))
+                want = SIZE_MAX;
+        want = MIN(MAX(want, o->alloc < SIZE_MAX / 2 ? o->alloc * 2 : SIZE_MAX), cap);
         p = realloc(o->data, want);
         if (!p)
                 return -ENOMEM;

@@ -102,7 +102,8 @@ int key_file_open(const char *path, int *ret_fd, struct stat *ret_st) {
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO planted where the key should be must not hang us. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return negative_errno();
         if (fstat(fd, &st) < 0)
@@ -127,9 +128,14 @@ int key_file_check_access(const struct stat *st, const char **ret_why) {
 static int certs_load_fd(int fd, STACK_OF(X509) *certs) {
         _cleanup_free_ char *data = NULL;
         _cleanup_(BIO_free_allp) BIO *bio = NULL;
+        struct stat st;
         size_t len;
         int r, n = 0;
 
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
         r = read_full_fd(fd, CERT_FILE_MAX, &data, &len);
         if (r < 0)
                 return r;
@@ -149,8 +155,17 @@ static int certs_load_fd(int fd, STACK_OF(X509) *certs) {
         } else
                 for (;;) {
                         X509 *c = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-                        if (!c)
+                        if (!c) {
+                                /* The end of the bundle reads as "no start line"; anything
+                                 * else is a damaged certificate, which must not silently cut
+                                 * the bundle short. */
+                                unsigned long e = ERR_peek_last_error();
+                                if (e && ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
+                                        ERR_clear_error();
+                                        return -EBADMSG;
+                                }
                                 break;
+                        }
                         if (!sk_X509_push(certs, c)) {
                                 X509_free(c);
                                 return -ENOMEM;
@@ -168,7 +183,7 @@ int cert_load_file(const char *path, X509 **ret) {
 
         if (!certs)
                 return -ENOMEM;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return negative_errno();
         r = certs_load_fd(fd, certs);
@@ -184,7 +199,7 @@ int certs_load_path(const char *path, STACK_OF(X509) *certs) {
         DIR *dir;
         int total = 0;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return negative_errno();
         if (fstat(fd, &st) < 0)
@@ -203,13 +218,11 @@ int certs_load_path(const char *path, STACK_OF(X509) *certs) {
 
                 if (de->d_name[0] == '.')
                         continue;
-                cfd = openat(dirfd(dir), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+                cfd = openat(dirfd(dir), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
                 if (cfd < 0)
                         continue; /* symlinks and unreadable entries are skipped */
-                if (fstat(cfd, &st) < 0 || !S_ISREG(st.st_mode))
-                        continue;
-                r = certs_load_fd(cfd, certs);
-                if (r == -ENOMEM) {
+                r = certs_load_fd(cfd, certs); /* skips what is not a regular file */
+                if (r == -ENOMEM || r == -EBADMSG) {
                         closedir(dir);
                         return r;
                 }

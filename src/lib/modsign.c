@@ -88,8 +88,14 @@ int modsign_verify(const struct module_file *m, STACK_OF(X509) *trusted, X509 **
         return verify_finish(v, trusted, ret_signer);
 }
 
-/* Is the module already signed, validly, by this signer's certificate with this hash? */
-static int already_signed_by(const struct module_file *m, const struct signer *s, const char *hash) {
+enum existing_signature {
+        EXISTING_FOREIGN,   /* the outermost signature names another signer (or is unreadable) */
+        EXISTING_OURS_STALE, /* names our certificate, but is invalid, stacked or of another hash */
+        EXISTING_OURS_CURRENT, /* ours, valid, alone, with the hash asked for: nothing to do */
+};
+
+/* Who made the module's outermost signature, and is it still good? */
+static int existing_signature(const struct module_file *m, const struct signer *s, const char *hash) {
         _cleanup_(sk_X509_pop_freep) STACK_OF(X509) *ours = sk_X509_new_null();
         _cleanup_free_ uint8_t *der = NULL;
         struct sig_details d = {};
@@ -99,14 +105,12 @@ static int already_signed_by(const struct module_file *m, const struct signer *s
 
         if (!ours)
                 return -ENOMEM;
-        if (m->meta.n_signatures != 1)
-                return 0; /* stacked signatures are always rewritten as one */
         r = module_file_read_signature(m, &der, &len);
         if (r < 0)
                 return r;
         r = sig_describe(der, len, &d);
         if (r < 0)
-                return 0;
+                return EXISTING_FOREIGN;
         same_hash = streq_ptr(d.hash, hash);
         sig_details_done(&d);
 
@@ -118,12 +122,13 @@ static int already_signed_by(const struct module_file *m, const struct signer *s
         }
         r = modsign_verify(m, ours, NULL);
         if (r == -ENOKEY || r == -EBADMSG)
-                return 0;        /* someone else's, or unreadable */
+                return EXISTING_FOREIGN;
         if (r == -EKEYREJECTED)
-                return 0;        /* ours, but the module changed since: sign again */
+                return EXISTING_OURS_STALE; /* ours, but the module changed since: sign again */
         if (r < 0)
                 return r;
-        return same_hash ? 1 : 2; /* 2: ours, but with another hash */
+        /* Stacked signatures are always rewritten as one. */
+        return same_hash && m->meta.n_signatures == 1 ? EXISTING_OURS_CURRENT : EXISTING_OURS_STALE;
 }
 
 /* Writes body + blob + trailer (compressed like the original) to 'out'. Signs on the way when
@@ -207,17 +212,17 @@ int modsign_sign(struct module_file *m, const struct modsign_request *req, enum 
                 return -EINVAL; /* a raw signature needs no computing */
 
         if (m->meta.n_signatures > 0 && req->signer) {
-                r = already_signed_by(m, req->signer, req->hash);
+                r = existing_signature(m, req->signer, req->hash);
                 if (r < 0)
                         return r;
                 /* Nothing to do, unless the container itself is what the kernel would refuse:
                  * an xz stream with a CRC64 check (as dkms' plain "xz -f" makes). */
-                if (r == 1 && !req->always_write && !req->dest_name && req->write_module &&
+                if (r == EXISTING_OURS_CURRENT && !req->always_write && !req->dest_name && req->write_module &&
                     (m->compression != COMPRESSION_XZ || m->xz_check == XZ_CHECK_CRC32)) {
                         *ret_outcome = MODSIGN_UNCHANGED;
                         return 0;
                 }
-                if (r == 0 && req->existing == MODSIGN_EXISTING_REFUSE)
+                if (r == EXISTING_FOREIGN && req->existing == MODSIGN_EXISTING_REFUSE)
                         return FAIL(-EEXIST, "already signed by another key (use --replace to re-sign)");
         }
 

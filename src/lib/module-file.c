@@ -20,17 +20,12 @@
                 (error);                        \
         })
 
-int module_file_open(int dir_fd, const char *name, struct module_file *ret, const char **ret_why) {
-        struct module_file m = { .dir_fd = dir_fd, .fd = -EBADF, .xz_check = -1 };
+/* Reads and parses the module behind m->fd, which the caller has set. */
+static int module_file_load(struct module_file *ret, struct module_file m, const char **ret_why) {
         uint8_t head[8];
         ssize_t n;
         int r;
 
-        m.fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
-        if (m.fd < 0) {
-                r = negative_errno();
-                return FAIL(r, r == -ELOOP ? "is a symbolic link (give the real path)" : NULL);
-        }
         if (fstat(m.fd, &m.st) < 0) {
                 r = negative_errno();
                 goto fail;
@@ -39,12 +34,6 @@ int module_file_open(int dir_fd, const char *name, struct module_file *ret, cons
                 r = FAIL(-EINVAL, "not a regular file");
                 goto fail;
         }
-        m.name = strdup(name);
-        if (!m.name) {
-                r = -ENOMEM;
-                goto fail;
-        }
-
         n = pread(m.fd, head, sizeof(head), 0);
         if (n < 0) {
                 r = negative_errno();
@@ -81,6 +70,33 @@ int module_file_open(int dir_fd, const char *name, struct module_file *ret, cons
 fail:
         module_file_close(&m);
         return r;
+}
+
+int module_file_open(int dir_fd, const char *name, struct module_file *ret, const char **ret_why) {
+        struct module_file m = { .dir_fd = dir_fd, .fd = -EBADF, .xz_check = -1 };
+        int r;
+
+        /* One component: O_NOFOLLOW guards only the last one, and a module is replaced in
+         * the directory dir_fd names, so a path through another directory is refused. */
+        if (!name || !*name || strchr(name, '/'))
+                return FAIL(-EINVAL, "not a plain file name");
+        m.fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        if (m.fd < 0) {
+                r = negative_errno();
+                return FAIL(r, r == -ELOOP ? "is a symbolic link (give the real path)" : NULL);
+        }
+        m.name = strdup(name);
+        if (!m.name) {
+                safe_close(m.fd);
+                return -ENOMEM;
+        }
+        return module_file_load(ret, m, ret_why);
+}
+
+int module_file_open_fd(int fd, struct module_file *ret, const char **ret_why) {
+        struct module_file m = { .dir_fd = -EBADF, .fd = fd, .xz_check = -1 };
+
+        return module_file_load(ret, m, ret_why);
 }
 
 void module_file_close(struct module_file *m) {

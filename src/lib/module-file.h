@@ -29,6 +29,9 @@ struct module_file {
  * compression); -EBADMSG or -ENOPKG: malformed signature trailer.
  * *ret_why (optional) explains on failure. */
 int module_file_open(int dir_fd, const char *name, struct module_file *ret, const char **ret_why);
+/* The same for a module reached only through an fd (one a client passed over the socket):
+ * takes ownership of fd, even on failure. It has no name and cannot be replaced in place. */
+int module_file_open_fd(int fd, struct module_file *ret, const char **ret_why);
 void module_file_close(struct module_file *m);
 
 /* Calls fn on the bytes [0, len) of the (decompressed) module in order, in pieces. */

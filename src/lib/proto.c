@@ -60,6 +60,14 @@ void proto_put_u32(struct proto_writer *w, enum proto_tag tag, uint32_t v) {
         proto_put_bytes(w, tag, b, sizeof(b));
 }
 
+void proto_put_u64(struct proto_writer *w, enum proto_tag tag, uint64_t v) {
+        uint8_t b[8];
+
+        put_be32(b, (uint32_t) (v >> 32));
+        put_be32(b + 4, (uint32_t) v);
+        proto_put_bytes(w, tag, b, sizeof(b));
+}
+
 int proto_writer_finish(struct proto_writer *w, size_t *ret_len) {
         if (w->overflow)
                 return -EMSGSIZE;
@@ -140,5 +148,14 @@ int proto_get_u32(const struct proto_message *m, enum proto_tag tag, uint32_t *r
         if (m->fields[tag].len != 4)
                 return -EBADMSG;
         *ret = get_be32(m->fields[tag].data);
+        return 0;
+}
+
+int proto_get_u64(const struct proto_message *m, enum proto_tag tag, uint64_t *ret) {
+        if ((unsigned) tag >= _PROTO_TAG_MAX || !m->fields[tag].data)
+                return -ENODATA;
+        if (m->fields[tag].len != 8)
+                return -EBADMSG;
+        *ret = (uint64_t) get_be32(m->fields[tag].data) << 32 | get_be32(m->fields[tag].data + 4);
         return 0;
 }

@@ -40,6 +40,7 @@ enum proto_tag {
         PROTO_TAG_TRAILER = 7,   /* bytes: PKCS#7 + module_signature + magic, to append */
         PROTO_TAG_JSON = 8,      /* string: STATUS and SCAN details */
         PROTO_TAG_RULE = 9,      /* string: the policy rule that refused */
+        PROTO_TAG_BODY_LEN = 10, /* u64: bytes of the module to keep (an old signature beyond is dropped) */
         _PROTO_TAG_MAX,
 };
 
@@ -64,6 +65,7 @@ void proto_writer_init(struct proto_writer *w, uint8_t *buf, enum proto_type typ
 void proto_put_bytes(struct proto_writer *w, enum proto_tag tag, const void *data, size_t len);
 void proto_put_string(struct proto_writer *w, enum proto_tag tag, const char *s);
 void proto_put_u32(struct proto_writer *w, enum proto_tag tag, uint32_t v);
+void proto_put_u64(struct proto_writer *w, enum proto_tag tag, uint64_t v);
 /* Fills in the payload length; returns the packet length, or -EMSGSIZE when it did not fit. */
 int proto_writer_finish(struct proto_writer *w, size_t *ret_len);
 
@@ -75,3 +77,4 @@ int proto_decode(const uint8_t *buf, size_t len, struct proto_message *ret);
  * it holds a NUL byte. */
 int proto_get_string(const struct proto_message *m, enum proto_tag tag, char **ret);
 int proto_get_u32(const struct proto_message *m, enum proto_tag tag, uint32_t *ret);
+int proto_get_u64(const struct proto_message *m, enum proto_tag tag, uint64_t *ret);

@@ -27,8 +27,10 @@ static CMS_ContentInfo *cms_parse(const uint8_t *der, size_t len) {
         if (!cms)
                 return NULL;
         /* Trailing garbage inside sig_len would be ignored by a lenient parser; the kernel's
-         * ASN.1 decoder refuses it, and so do we. */
+         * ASN.1 decoder refuses it, and so do we. The kernel also wants the signed content to
+         * be plain data (id-data). */
         if (p != der + len || OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed ||
+            OBJ_obj2nid(CMS_get0_eContentType(cms)) != NID_pkcs7_data ||
             sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms)) <= 0) {
                 CMS_ContentInfo_free(cms);
                 return NULL;
@@ -207,6 +209,15 @@ int verify_finish(struct verify_ctx *c, STACK_OF(X509) *trusted, X509 **ret_sign
                         }
                 if (!match) {
                         r = -ENOKEY;
+                        break;
+                }
+                /* With signed attributes, CMS_SignerInfo_verify_content() only compares the
+                 * messageDigest attribute and checks no signature at all, so anyone could forge
+                 * one; the kernel refuses module signatures with authenticated attributes
+                 * outright ("Invalid module sig (has authattrs)"), and so do we. Without them,
+                 * it checks the signature over the content digest with the signer's key. */
+                if (CMS_signed_get_attr_count(si) >= 0) {
+                        r = -EKEYREJECTED;
                         break;
                 }
                 CMS_SignerInfo_set1_signer_cert(si, match);

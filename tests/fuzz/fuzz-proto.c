@@ -23,10 +23,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (unsigned tag = 1; tag < _PROTO_TAG_MAX; tag++) {
                 char *s = NULL;
                 uint32_t v;
+                uint64_t v64;
 
                 if (proto_get_string(&m, (enum proto_tag) tag, &s) >= 0)
                         free(s);
                 (void) proto_get_u32(&m, (enum proto_tag) tag, &v);
+                (void) proto_get_u64(&m, (enum proto_tag) tag, &v64);
         }
 
         /* Re-encoding what was accepted must give a packet that decodes to the same fields. */

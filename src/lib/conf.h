@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* modsignd.conf(5) (this file is conf.h, not config.h, which autoconf owns): INI files read with libinih. The main file is read first, then every
+ * *.conf in the drop-in directory in lexical order; later assignments win, and list keys
+ * (Path=, Allow=, Deny=) accumulate, an empty assignment clearing the list. An unknown
+ * section or key, or a bad value, is an error that names the file and the line. */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_DEFAULT_FILE "/etc/modsignd/modsignd.conf"
+#define CONFIG_DEFAULT_DROPIN_DIR "/etc/modsignd/modsignd.conf.d"
+
+enum policy_mode {
+        POLICY_MODE_DKMS,
+        POLICY_MODE_ALLOWLIST,
+        POLICY_MODE_APPROVE,
+};
+
+struct strv {
+        char **items;
+        size_t n;
+};
+
+struct config {
+        /* [Key] */
+        char *private_key;
+        char *certificate;
+        char *pin_file;
+        /* [Signing] */
+        char *hash;          /* "auto" or a hash name */
+        bool key_id;
+        /* [Watch] */
+        struct strv watch_paths;
+        /* [Policy] */
+        enum policy_mode policy_mode;
+        struct strv allow;
+        struct strv deny;
+        /* [Daemon] */
+        char *socket_path;
+        char *state_directory;
+        unsigned workers;    /* 0 = one per CPU */
+};
+
+/* Fills *ret with the built-in defaults. */
+int config_init_defaults(struct config *ret);
+
+/* Loads main_path (a missing file is fine: defaults) and the drop-ins of dropin_dir (NULL for
+ * none) on top of the defaults. On failure *ret_error (optional) gets a newly allocated
+ * message such as "/etc/modsignd/modsignd.conf:7: unknown key 'Hsh' in [Signing]". */
+int config_load(const char *main_path, const char *dropin_dir, struct config *ret, char **ret_error);
+void config_done(struct config *c);
+
+const char *policy_mode_to_string(enum policy_mode m);

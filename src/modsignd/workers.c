@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <config.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "workers.h"
+
+struct workers {
+        pthread_mutex_t lock;
+        pthread_cond_t wake;
+        struct job *queue_head, *queue_tail;   /* waiting to run */
+        struct job *done_head, *done_tail;     /* finished, waiting for done() */
+        unsigned pending;                      /* queued + running + finished-not-reported */
+        bool stopping;
+        int event_fd;
+        sd_event_source *event_source;
+        unsigned n_threads;
+        pthread_t *threads;
+};
+
+static void push(struct job **head, struct job **tail, struct job *j) {
+        j->next = NULL;
+        if (*tail)
+                (*tail)->next = j;
+        else
+                *head = j;
+        *tail = j;
+}
+
+static struct job *pop(struct job **head, struct job **tail) {
+        struct job *j = *head;
+
+        if (j) {
+                *head = j->next;
+                if (!*head)
+                        *tail = NULL;
+                j->next = NULL;
+        }
+        return j;
+}
+
+static void *worker_main(void *userdata) {
+        struct workers *w = userdata;
+
+        pthread_mutex_lock(&w->lock);
+        for (;;) {
+                struct job *j;
+
+                while (!w->stopping && !w->queue_head)
+                        pthread_cond_wait(&w->wake, &w->lock);
+                if (w->stopping)
+                        break;
+                j = pop(&w->queue_head, &w->queue_tail);
+                pthread_mutex_unlock(&w->lock);
+
+                j->run(j);
+
+                pthread_mutex_lock(&w->lock);
+                push(&w->done_head, &w->done_tail, j);
+                (void) eventfd_write(w->event_fd, 1);
+        }
+        pthread_mutex_unlock(&w->lock);
+        return NULL;
+}
+
+static int on_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct workers *w = userdata;
+        eventfd_t value;
+        struct job *done;
+
+        (void) eventfd_read(fd, &value);
+        pthread_mutex_lock(&w->lock);
+        done = w->done_head;
+        w->done_head = w->done_tail = NULL;
+        pthread_mutex_unlock(&w->lock);
+
+        while (done) {
+                struct job *next = done->next;
+
+                pthread_mutex_lock(&w->lock);
+                w->pending--;
+                pthread_mutex_unlock(&w->lock);
+                done->done(done);
+                done = next;
+        }
+        return 0;
+}
+
+int workers_new(sd_event *e, unsigned n_threads, struct workers **ret) {
+        struct workers *w;
+        int r;
+
+        if (n_threads == 0) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                n_threads = n > 0 ? (unsigned) n : 1;
+        }
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->wake, NULL);
+        w->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (w->event_fd < 0) {
+                r = negative_errno();
+                free(w);
+                return r;
+        }
+        r = sd_event_add_io(e, &w->event_source, w->event_fd, EPOLLIN, on_event, w);
+        if (r < 0) {
+                close(w->event_fd);
+                free(w);
+                return r;
+        }
+        w->threads = calloc(n_threads, sizeof(pthread_t));
+        if (!w->threads) {
+                workers_free(w);
+                return -ENOMEM;
+        }
+        for (unsigned i = 0; i < n_threads; i++) {
+                r = -pthread_create(&w->threads[i], NULL, worker_main, w);
+                if (r < 0) {
+                        workers_free(w);
+                        return r;
+                }
+                w->n_threads++;
+        }
+        *ret = w;
+        return 0;
+}
+
+int workers_submit(struct workers *w, struct job *j) {
+        pthread_mutex_lock(&w->lock);
+        if (w->stopping) {
+                pthread_mutex_unlock(&w->lock);
+                return -ESHUTDOWN;
+        }
+        push(&w->queue_head, &w->queue_tail, j);
+        w->pending++;
+        pthread_cond_signal(&w->wake);
+        pthread_mutex_unlock(&w->lock);
+        return 0;
+}
+
+unsigned workers_queued(struct workers *w) {
+        unsigned n;
+
+        pthread_mutex_lock(&w->lock);
+        n = w->pending;
+        pthread_mutex_unlock(&w->lock);
+        return n;
+}
+
+unsigned workers_threads(struct workers *w) {
+        return w->n_threads;
+}
+
+bool workers_stopping(struct workers *w) {
+        bool s;
+
+        pthread_mutex_lock(&w->lock);
+        s = w->stopping;
+        pthread_mutex_unlock(&w->lock);
+        return s;
+}
+
+void workers_free(struct workers *w) {
+        struct job *j;
+
+        if (!w)
+                return;
+        pthread_mutex_lock(&w->lock);
+        w->stopping = true;
+        pthread_cond_broadcast(&w->wake);
+        pthread_mutex_unlock(&w->lock);
+
+        /* A running job finishes its file (each commit is atomic): nothing is half-written. */
+        for (unsigned i = 0; i < w->n_threads; i++)
+                pthread_join(w->threads[i], NULL);
+
+        /* Report what finished, then what never ran (done() sees workers_stopping()). */
+        while ((j = pop(&w->done_head, &w->done_tail)))
+                j->done(j);
+        while ((j = pop(&w->queue_head, &w->queue_tail)))
+                j->done(j);
+
+        sd_event_source_disable_unref(w->event_source);
+        safe_close(w->event_fd);
+        free(w->threads);
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->wake);
+        free(w);
+}
