@@ -108,9 +108,12 @@ uint8_t *tu_read_file(const char *path, size_t *ret_len) {
                 ssize_t n;
 
                 if (len == alloc) {
+                        char *p;
+
                         alloc = alloc ? alloc * 2 : 65536;
-                        buf = realloc(buf, alloc);
-                        ck_assert_ptr_nonnull(buf);
+                        p = realloc(buf, alloc);
+                        ck_assert_ptr_nonnull(p);
+                        buf = p;
                 }
                 n = read(fd, buf + len, alloc - len);
                 ck_assert_msg(n >= 0, "read(%s): %s", path, strerror(errno));
@@ -128,7 +131,7 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 char *tu_dir_listing(const char *dir) {
-        char *names[256], *out;
+        char *names[256] = {}, *out;
         size_t n = 0, total = 1;
         struct dirent *de;
         DIR *d = opendir(dir);
@@ -208,9 +211,12 @@ char *tu_command_output(const char *fmt, ...) {
                 size_t n;
 
                 if (alloc - len < 4096) {
+                        char *p;
+
                         alloc += 65536;
-                        out = realloc(out, alloc);
-                        ck_assert_ptr_nonnull(out);
+                        p = realloc(out, alloc);
+                        ck_assert_ptr_nonnull(p);
+                        out = p;
                 }
                 n = fread(out + len, 1, alloc - len - 1, f);
                 if (n == 0)
