@@ -261,6 +261,11 @@ int modsign_sign(struct module_file *m, const struct modsign_request *req, enum 
                 replace_abort(&out);
                 return FAIL(r, "writing the signed module failed");
         }
+        if (req->ret_written && fstat(out.fd, req->ret_written) < 0) {
+                r = negative_errno();
+                replace_abort(&out);
+                return FAIL(r, "cannot stat the signed module");
+        }
         r = req->batch ? replace_batch_add(req->batch, &out) : replace_commit(&out);
         if (r < 0) {
                 replace_abort(&out);

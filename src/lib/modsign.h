@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "module-file.h"
 #include "replace.h"
@@ -39,6 +40,8 @@ struct modsign_request {
         struct replace_batch *batch;     /* set: queue the replacement there (commit is the
                                           * caller's, with replace_batch_commit()); the outcome
                                           * MODSIGN_SIGNED then means "written, not yet in place" */
+        struct stat *ret_written;        /* optional: the fstat() of the file written, taken
+                                          * before it is renamed into place */
         uint8_t **ret_sig;               /* optional: receives a copy of the PKCS#7 blob */
         size_t *ret_sig_len;
 };

@@ -8,6 +8,11 @@
 
 static const char *program_name = "modsignd";
 static enum log_level max_level = LOG_LEVEL_NOTICE;
+static log_sink_t sink;
+
+void log_set_sink(log_sink_t s) {
+        sink = s;
+}
 
 void log_set_program_name(const char *name) {
         program_name = name;
@@ -36,8 +41,11 @@ int log_internal(enum log_level level, int error, const char *format, ...) {
                 va_start(ap, format);
                 vsnprintf(buf, sizeof(buf), format, ap);
                 va_end(ap);
-                fprintf(stderr, "%s: %s%s\n", program_name,
-                        level == LOG_LEVEL_WARNING ? "warning: " : "", buf);
+                if (sink)
+                        sink(level, buf);
+                else
+                        fprintf(stderr, "%s: %s%s\n", program_name, level == LOG_LEVEL_WARNING ? "warning: " : "",
+                                buf);
         }
 
         errno = saved;

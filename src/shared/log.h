@@ -24,6 +24,10 @@ enum log_level log_get_max_level(void);
 
 int log_internal(enum log_level level, int error, const char *format, ...) _printf_(3, 4);
 
+/* Where formatted messages go instead of stderr (the daemon sends them to the journal). */
+typedef void (*log_sink_t)(enum log_level level, const char *message);
+void log_set_sink(log_sink_t sink);
+
 #define log_error_errno(error, ...) log_internal(LOG_LEVEL_ERROR, (error), __VA_ARGS__)
 #define log_warning_errno(error, ...) log_internal(LOG_LEVEL_WARNING, (error), __VA_ARGS__)
 #define log_error(...) ((void) log_internal(LOG_LEVEL_ERROR, 0, __VA_ARGS__))

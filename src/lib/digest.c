@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <config.h>
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "digest.h"
+#include "macro.h"
+#include "openssl-util.h"
+
+#define CHUNK ((size_t) 1 << 20)
+
+int digest_fd_sha256(int fd, char ret[65]) {
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        _cleanup_free_ uint8_t *buf = malloc(CHUNK);
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int len = 0;
+        off_t off = 0;
+
+        if (!ctx || !buf)
+                return -ENOMEM;
+        if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+                return -EIO;
+        for (;;) {
+                ssize_t n = pread(fd, buf, CHUNK, off);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        break;
+                if (!EVP_DigestUpdate(ctx, buf, (size_t) n))
+                        return -EIO;
+                off += n;
+        }
+        if (!EVP_DigestFinal_ex(ctx, md, &len) || len != 32)
+                return -EIO;
+        for (unsigned i = 0; i < len; i++)
+                snprintf(ret + 2 * i, 3, "%02x", md[i]);
+        return 0;
+}

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "digest.h"
+#include "journal.h"
+#include "log.h"
+#include "macro.h"
+#include "modsign.h"
+#include "watcher.h"
+
+struct tree_job {
+        struct job job;
+        struct daemon *daemon;     /* only for done(): run() must not touch it */
+        struct signing_key *key;   /* a reference of our own: a reload may swap the daemon's */
+        char *dir, *name;
+        tree_done_t done_cb;
+        void *userdata;
+        struct tree_result result;
+        bool ran;
+        char *release;
+        char *hash;
+        char sha256[65];
+};
+
+bool module_file_name(const char *name) {
+        static const char *const suffixes[] = { ".ko", ".ko.xz", ".ko.zst", ".ko.gz" };
+        size_t n = strlen(name);
+
+        if (name[0] == '.') /* our own temporary names, and dotfiles */
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                size_t s = strlen(suffixes[i]);
+                if (n > s && streq(name + n - s, suffixes[i]))
+                        return true;
+        }
+        return false;
+}
+
+bool kernel_installed(const char *release) {
+        char path[PATH_MAX];
+        struct stat st;
+
+        if (!release || !*release || strchr(release, '/') || streq(release, ".") || streq(release, ".."))
+                return false;
+        snprintf(path, sizeof(path), "/lib/modules/%s", release);
+        return stat(path, &st) >= 0 && S_ISDIR(st.st_mode);
+}
+
+static void tree_job_run(struct job *j) {
+        struct tree_job *t = (struct tree_job *) j;
+        struct tree_result *res = &t->result;
+        struct module_file m;
+        _cleanup_close_ int dir_fd = -EBADF;
+        enum modsign_outcome outcome;
+        const char *why = NULL;
+        int r;
+
+        t->ran = true;
+        dir_fd = open(t->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0) {
+                *res = (struct tree_result) { .outcome = TREE_FAILED, .error = negative_errno(), .why = "cannot open directory" };
+                return;
+        }
+        r = module_file_open(dir_fd, t->name, &m, &why);
+        if (r == -ENOENT) { /* gone again before we looked: nothing to do */
+                res->outcome = TREE_NOT_MODULE;
+                return;
+        }
+        if (r == -ENOEXEC || r == -ELOOP || r == -EINVAL) {
+                *res = (struct tree_result) { .outcome = TREE_NOT_MODULE, .error = r, .why = why };
+                return;
+        }
+        if (r < 0) {
+                *res = (struct tree_result) { .outcome = TREE_FAILED, .error = r, .why = why ?: "cannot read module" };
+                return;
+        }
+
+        if (module_vermagic_release(m.meta.vermagic, &t->release) < 0) {
+                *res = (struct tree_result) { .outcome = TREE_REFUSED, .error = -EINVAL, .why = "no usable vermagic" };
+                goto out;
+        }
+        if (!kernel_installed(t->release)) {
+                *res = (struct tree_result) { .outcome = TREE_REFUSED, .error = -ENOENT,
+                                              .why = "built for a kernel that is not installed" };
+                goto out;
+        }
+        r = signing_key_pick_hash(t->key, NULL, t->release, &t->hash);
+        if (r < 0) {
+                *res = (struct tree_result) { .outcome = TREE_FAILED, .error = r, .why = "no usable hash" };
+                goto out;
+        }
+
+        struct stat written;
+        struct modsign_request req = {
+                .signer = t->key->signer,
+                .hash = t->hash,
+                .ret_written = &written,
+                /* The safety net never overrides someone else's signature: a distro or vendor
+                 * module signed by a key the kernel trusts is none of our business. */
+                .existing = MODSIGN_EXISTING_REFUSE,
+                .write_module = true,
+                .threads = 1, /* the pool already keeps every core busy */
+        };
+        r = modsign_sign(&m, &req, &outcome, &why);
+        if (r == -EEXIST) {
+                res->outcome = TREE_FOREIGN;
+                goto out;
+        }
+        if (r < 0) {
+                *res = (struct tree_result) { .outcome = TREE_FAILED, .error = r, .why = why };
+                goto out;
+        }
+        if (outcome == MODSIGN_UNCHANGED) {
+                res->outcome = TREE_UNCHANGED;
+                goto out;
+        }
+
+        res->outcome = TREE_SIGNED;
+        res->dev = written.st_dev;
+        res->ino = written.st_ino;
+        /* The watcher recognises this file's arrival by rename as our own doing. */
+        watcher_note_own_file(&written);
+        {
+                _cleanup_close_ int fd = openat(dir_fd, t->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                struct stat st;
+
+                /* The digest of what we wrote, for the record (unless replaced already). */
+                if (fd >= 0 && fstat(fd, &st) >= 0 && st.st_ino == written.st_ino)
+                        (void) digest_fd_sha256(fd, t->sha256);
+        }
+out:
+        module_file_close(&m);
+}
+
+static void tree_job_done(struct job *j) {
+        struct tree_job *t = (struct tree_job *) j;
+        struct daemon *d = t->daemon;
+        struct tree_result *res = &t->result;
+        _cleanup_free_ char *path = NULL;
+        struct module_event ev;
+
+        if (!t->ran)
+                res->outcome = TREE_CANCELLED; /* the daemon stopped first */
+        res->dir = t->dir;
+        res->name = t->name;
+        if (asprintf(&path, "%s/%s", t->dir, t->name) < 0)
+                path = NULL;
+        ev = (struct module_event) {
+                .module = path,
+                .kernel = t->release,
+                .sha256 = t->sha256[0] ? t->sha256 : NULL,
+                .fingerprint = t->key->fingerprint,
+                .requester = "watcher",
+        };
+
+        switch (res->outcome) {
+        case TREE_SIGNED:
+                d->stats.signed_++;
+                ev.message_id = MSGID_MODULE_SIGNED;
+                log_module_event(LOG_NOTICE, &ev, "signed %s (%s, kernel %s)", path, t->hash, t->release);
+                break;
+        case TREE_UNCHANGED:
+                d->stats.unchanged++;
+                break;
+        case TREE_FOREIGN:
+                d->stats.foreign++;
+                ev.message_id = MSGID_MODULE_REFUSED;
+                log_module_event(LOG_INFO, &ev, "left %s alone: signed by another key", path);
+                break;
+        case TREE_REFUSED:
+                d->stats.refused++;
+                ev.message_id = MSGID_MODULE_REFUSED;
+                log_module_event(LOG_WARNING, &ev, "refused to sign %s: %s", path, res->why);
+                break;
+        case TREE_FAILED:
+                d->stats.failed++;
+                ev.message_id = MSGID_MODULE_FAILED;
+                log_module_event(LOG_ERR, &ev, "failed to sign %s: %s: %s", path, res->why ?: "error",
+                                 strerror(-res->error));
+                break;
+        case TREE_NOT_MODULE:
+        case TREE_CANCELLED:
+        default:
+                break;
+        }
+
+        if (t->done_cb)
+                t->done_cb(d, res, t->userdata);
+        daemon_notify_status(d);
+
+        signing_key_unref(t->key);
+        free(t->dir);
+        free(t->name);
+        free(t->release);
+        free(t->hash);
+        free(t);
+}
+
+int daemon_queue_tree_module(struct daemon *d, const char *dir, const char *name, tree_done_t done, void *userdata) {
+        struct tree_job *t;
+        int r;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->job = (struct job) { .run = tree_job_run, .done = tree_job_done };
+        t->daemon = d;
+        t->key = signing_key_ref(d->key);
+        t->dir = strdup(dir);
+        t->name = strdup(name);
+        t->done_cb = done;
+        t->userdata = userdata;
+        if (!t->dir || !t->name) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = workers_submit(d->workers, &t->job);
+        if (r < 0)
+                goto fail;
+        return 0;
+fail:
+        signing_key_unref(t->key);
+        free(t->dir);
+        free(t->name);
+        free(t);
+        return r;
+}
+
+void daemon_notify_status(struct daemon *d) {
+        (void) sd_notifyf(false, "STATUS=Signed %llu, already signed %llu, left alone %llu, refused %llu, failed %llu; %u queued",
+                          (unsigned long long) d->stats.signed_, (unsigned long long) d->stats.unchanged,
+                          (unsigned long long) d->stats.foreign, (unsigned long long) d->stats.refused,
+                          (unsigned long long) d->stats.failed, workers_queued(d->workers));
+}
+
+int daemon_reload(struct daemon *d) {
+        _cleanup_free_ char *error = NULL;
+        struct signing_key *key = NULL;
+        struct config c;
+        int r;
+
+        (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration");
+
+        r = config_load(d->config_path, d->dropin_dir, &c, &error);
+        if (r < 0) {
+                struct module_event ev = { .message_id = MSGID_RELOAD_FAILED };
+                log_module_event(LOG_ERR, &ev, "reload failed, keeping the running configuration: %s",
+                                 error ?: strerror(-r));
+                (void) sd_notify(false, "READY=1");
+                daemon_notify_status(d);
+                return r;
+        }
+        r = signing_key_load(&c, &key, &error);
+        if (r < 0) {
+                struct module_event ev = { .message_id = MSGID_RELOAD_FAILED };
+                log_module_event(LOG_ERR, &ev, "reload failed, keeping the running key: %s", error ?: strerror(-r));
+                config_done(&c);
+                (void) sd_notify(false, "READY=1");
+                daemon_notify_status(d);
+                return r;
+        }
+
+        signing_key_unref(d->key);
+        d->key = key;
+        config_done(&d->config);
+        d->config = c;
+
+        /* The trees to watch may have changed: watch them anew (and look at everything once). */
+        watcher_free(d->watcher);
+        d->watcher = NULL;
+        r = watcher_new(d, &d->watcher);
+        if (r < 0)
+                log_error_errno(r, "cannot watch the module trees after reload: %m");
+
+        struct module_event ev = { .message_id = MSGID_CONFIG_RELOADED, .fingerprint = key->fingerprint };
+        log_module_event(LOG_NOTICE, &ev, "configuration reloaded; signing key %s", key->fingerprint);
+        (void) sd_notify(false, "READY=1");
+        daemon_notify_status(d);
+        return 0;
+}
