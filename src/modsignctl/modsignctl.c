@@ -14,9 +14,10 @@
 #include "log.h"
 #include "macro.h"
 #include "modsignctl.h"
+#include "client.h"
 #include "openssl-util.h"
 
-struct global_args arg_global;
+struct global_args arg_global = { .socket_path = CLIENT_DEFAULT_SOCKET };
 
 struct command {
         const char *name;
@@ -30,6 +31,9 @@ static const struct command commands[] = {
         { "info", cmd_info, "show a module's name, version magic and signature" },
         { "strip", cmd_strip, "remove the signature from modules" },
         { "sign-file", cmd_sign_file, "drop-in for the kernel's scripts/sign-file" },
+        { "status", cmd_status, "show what the running modsignd is doing" },
+        { "scan", cmd_scan, "have modsignd sign what needs it in a kernel or a tree" },
+        { "reload", cmd_reload, "have modsignd read its configuration and key again" },
 };
 
 static void help(void) {
@@ -44,19 +48,21 @@ static void help(void) {
                "Options:\n"
                "  -j --json      machine-readable output where a command reports\n"
                "  -q --quiet     print errors only\n"
+               "  -s --socket PATH  modsignd's socket (default %s)\n"
                "  -h --help      show this help\n"
                "  -V --version   show the version\n"
                "\n"
                "'modsignctl COMMAND --help' shows a command's options. See modsignctl(8).\n"
                "Exit status: 0 success, 1 error, 2 usage, 3 unsigned, 4 bad signature,\n"
-               "5 untrusted signer, 6 not a valid module.\n");
+               "5 untrusted signer, 6 not a valid module, 7 modsignd not running.\n",
+               CLIENT_DEFAULT_SOCKET);
 }
 
 int exit_code_merge(int a, int b) {
         /* Severity rank of each exit code, higher wins. */
         static const int rank[] = {
                 [EXIT_OK] = 0,        [EXIT_UNSIGNED] = 1, [EXIT_UNTRUSTED] = 2, [EXIT_BAD_SIGNATURE] = 3,
-                [EXIT_NOT_MODULE] = 4, [EXIT_ERROR] = 5,    [EXIT_USAGE] = 6,
+                [EXIT_NOT_MODULE] = 4, [EXIT_ERROR] = 5,    [EXIT_DAEMON_DOWN] = 6, [EXIT_USAGE] = 7,
         };
         return rank[a] >= rank[b] ? a : b;
 }
@@ -171,6 +177,7 @@ int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "json", no_argument, NULL, 'j' },
                 { "quiet", no_argument, NULL, 'q' },
+                { "socket", required_argument, NULL, 's' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 {}
@@ -179,7 +186,7 @@ int main(int argc, char *argv[]) {
 
         log_set_program_name("modsignctl");
 
-        while ((c = getopt_long(argc, argv, "+jqhV", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "+jqs:hV", options, NULL)) >= 0)
                 switch (c) {
                 case 'j':
                         arg_global.json = true;
@@ -187,6 +194,9 @@ int main(int argc, char *argv[]) {
                 case 'q':
                         arg_global.quiet = true;
                         log_set_max_level(LOG_LEVEL_WARNING);
+                        break;
+                case 's':
+                        arg_global.socket_path = optarg;
                         break;
                 case 'h':
                         help();

@@ -15,11 +15,13 @@ enum {
         EXIT_BAD_SIGNATURE = 4,
         EXIT_UNTRUSTED = 5,
         EXIT_NOT_MODULE = 6,
+        EXIT_DAEMON_DOWN = 7,   /* status, scan, reload: modsignd is not running */
 };
 
 struct global_args {
         bool json;
         bool quiet;
+        const char *socket_path;
 };
 extern struct global_args arg_global;
 
@@ -50,3 +52,6 @@ int cmd_verify(int argc, char *argv[]);
 int cmd_info(int argc, char *argv[]);
 int cmd_strip(int argc, char *argv[]);
 int cmd_sign_file(int argc, char *argv[]);
+int cmd_status(int argc, char *argv[]);
+int cmd_scan(int argc, char *argv[]);
+int cmd_reload(int argc, char *argv[]);

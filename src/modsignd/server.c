@@ -376,12 +376,13 @@ static void handle_scan(struct connection *c, const struct proto_message *m) {
                 }
                 if (asprintf(&root, "/lib/modules/%s", kernel) < 0)
                         root = NULL;
-        } else if (path && path[0] == '/')
+        } else if (path) {
+                if (path[0] != '/') {
+                        reply_error(c, -EINVAL, "SCAN needs an absolute PATH", NULL);
+                        resume_reading(c);
+                        return;
+                }
                 root = TAKE_PTR(path);
-        if (!root) {
-                reply_error(c, -EINVAL, "SCAN needs an absolute PATH or an installed KERNEL", NULL);
-                resume_reading(c);
-                return;
         }
 
         op = calloc(1, sizeof(*op));
@@ -401,8 +402,11 @@ static void handle_scan(struct connection *c, const struct proto_message *m) {
                         if (asprintf(&sub, "%s/%s", root, subtrees[i]) >= 0)
                                 (void) module_tree_walk(sub, scan_visit, op);
                 }
-        } else
+        } else if (root)
                 (void) module_tree_walk(root, scan_visit, op);
+        else /* everything we watch */
+                for (size_t i = 0; i < c->server->daemon->config.watch_paths.n; i++)
+                        (void) module_tree_walk(c->server->daemon->config.watch_paths.items[i], scan_visit, op);
         op->walking = false;
         if (op->outstanding == 0)
                 scan_finish(op);
