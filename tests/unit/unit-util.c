@@ -108,7 +108,7 @@ uint8_t *tu_read_file(const char *path, size_t *ret_len) {
                 ssize_t n;
 
                 if (len == alloc) {
-                        char *p;
+                        uint8_t *p;
 
                         alloc = alloc ? alloc * 2 : 65536;
                         p = realloc(buf, alloc);
