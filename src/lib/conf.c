@@ -85,11 +85,17 @@ _printf_(2, 3) static int fail(struct parse_ctx *ctx, const char *fmt, ...) {
 }
 
 static int path_value(struct parse_ctx *ctx, const char *key, const char *value) {
-        /* Key references may be URIs (pkcs11:, handle:, object:, credential:); plain paths
-         * must be absolute, so that no working directory decides what gets read. */
-        if (value[0] != '/' && !strchr(value, ':'))
-                return fail(ctx, "%s= needs an absolute path or a key URI, not '%s'", key, value);
-        return 1;
+        /* Key references may be URIs of the schemes we know; plain paths must be absolute,
+         * so that no working directory decides what gets read. */
+        static const char *const schemes[] = { "pkcs11:", "handle:", "object:", "credential:" };
+
+        if (value[0] == '/')
+                return 1;
+        for (size_t i = 0; i < ELEMENTSOF(schemes); i++)
+                if (strncmp(value, schemes[i], strlen(schemes[i])) == 0 && value[strlen(schemes[i])])
+                        return 1;
+        return fail(ctx, "%s= needs an absolute path or a pkcs11:, handle:, object: or credential: reference, not '%s'",
+                    key, value);
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value) {
@@ -232,7 +238,8 @@ static int conf_filter(const struct dirent *de) {
         return de->d_name[0] != '.' && n > 5 && streq(de->d_name + n - 5, ".conf");
 }
 
-int config_load(const char *main_path, const char *dropin_dir, struct config *ret, char **ret_error) {
+int config_load(const char *main_path, bool main_required, const char *dropin_dir, struct config *ret,
+                char **ret_error) {
         struct config c;
         struct dirent **entries = NULL;
         int r, n = 0;
@@ -244,7 +251,7 @@ int config_load(const char *main_path, const char *dropin_dir, struct config *re
                 return r;
 
         if (main_path) {
-                r = parse_path(main_path, true, &c, ret_error);
+                r = parse_path(main_path, !main_required, &c, ret_error);
                 if (r < 0)
                         goto fail;
         }

@@ -46,10 +46,11 @@ struct config {
 /* Fills *ret with the built-in defaults. */
 int config_init_defaults(struct config *ret);
 
-/* Loads main_path (a missing file is fine: defaults) and the drop-ins of dropin_dir (NULL for
- * none) on top of the defaults. On failure *ret_error (optional) gets a newly allocated
+/* Loads main_path and the drop-ins of dropin_dir (NULL for none) on top of the defaults. A
+ * missing main file is fine (defaults) unless main_required. On failure *ret_error (optional) gets a newly allocated
  * message such as "/etc/modsignd/modsignd.conf:7: unknown key 'Hsh' in [Signing]". */
-int config_load(const char *main_path, const char *dropin_dir, struct config *ret, char **ret_error);
+int config_load(const char *main_path, bool main_required, const char *dropin_dir, struct config *ret,
+                char **ret_error);
 void config_done(struct config *c);
 
 const char *policy_mode_to_string(enum policy_mode m);

@@ -24,6 +24,7 @@ struct tree_job {
         struct daemon *daemon;     /* only for done(): run() must not touch it */
         struct signing_key *key;   /* a reference of our own: a reload may swap the daemon's */
         char *dir, *name;
+        char *requester;
         tree_done_t done_cb;
         void *userdata;
         struct tree_result result;
@@ -67,7 +68,7 @@ static void tree_job_run(struct job *j) {
         int r;
 
         t->ran = true;
-        dir_fd = open(t->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        dir_fd = open(t->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (dir_fd < 0) {
                 *res = (struct tree_result) { .outcome = TREE_FAILED, .error = negative_errno(), .why = "cannot open directory" };
                 return;
@@ -161,7 +162,7 @@ static void tree_job_done(struct job *j) {
                 .kernel = t->release,
                 .sha256 = t->sha256[0] ? t->sha256 : NULL,
                 .fingerprint = t->key->fingerprint,
-                .requester = "watcher",
+                .requester = t->requester ?: "watcher",
         };
 
         switch (res->outcome) {
@@ -172,6 +173,7 @@ static void tree_job_done(struct job *j) {
                 break;
         case TREE_UNCHANGED:
                 d->stats.unchanged++;
+                log_debug("%s: already signed by our key", path);
                 break;
         case TREE_FOREIGN:
                 d->stats.foreign++;
@@ -190,6 +192,8 @@ static void tree_job_done(struct job *j) {
                                  strerror(-res->error));
                 break;
         case TREE_NOT_MODULE:
+                log_debug("%s: not a kernel module%s%s", path, res->why ? ": " : "", res->why ?: "");
+                break;
         case TREE_CANCELLED:
         default:
                 break;
@@ -202,12 +206,14 @@ static void tree_job_done(struct job *j) {
         signing_key_unref(t->key);
         free(t->dir);
         free(t->name);
+        free(t->requester);
         free(t->release);
         free(t->hash);
         free(t);
 }
 
-int daemon_queue_tree_module(struct daemon *d, const char *dir, const char *name, tree_done_t done, void *userdata) {
+int daemon_queue_tree_module(struct daemon *d, const char *dir, const char *name, const char *requester,
+                             tree_done_t done, void *userdata) {
         struct tree_job *t;
         int r;
 
@@ -219,9 +225,10 @@ int daemon_queue_tree_module(struct daemon *d, const char *dir, const char *name
         t->key = signing_key_ref(d->key);
         t->dir = strdup(dir);
         t->name = strdup(name);
+        t->requester = requester ? strdup(requester) : NULL;
         t->done_cb = done;
         t->userdata = userdata;
-        if (!t->dir || !t->name) {
+        if (!t->dir || !t->name || (requester && !t->requester)) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -233,6 +240,7 @@ fail:
         signing_key_unref(t->key);
         free(t->dir);
         free(t->name);
+        free(t->requester);
         free(t);
         return r;
 }
@@ -252,7 +260,7 @@ int daemon_reload(struct daemon *d) {
 
         (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration");
 
-        r = config_load(d->config_path, d->dropin_dir, &c, &error);
+        r = config_load(d->config_path, d->config_required, d->dropin_dir, &c, &error);
         if (r < 0) {
                 struct module_event ev = { .message_id = MSGID_RELOAD_FAILED };
                 log_module_event(LOG_ERR, &ev, "reload failed, keeping the running configuration: %s",

@@ -28,6 +28,7 @@ struct daemon_stats {
 struct daemon {
         sd_event *event;
         const char *config_path;
+        bool config_required;   /* given with --config: it must exist */
         const char *dropin_dir;
         struct config config;
         struct signing_key *key;
@@ -61,8 +62,10 @@ struct tree_result {
 
 typedef void (*tree_done_t)(struct daemon *d, const struct tree_result *res, void *userdata);
 
-/* Queues dir/name (dir absolute, name one component) for a look on a worker. */
-int daemon_queue_tree_module(struct daemon *d, const char *dir, const char *name, tree_done_t done, void *userdata);
+/* Queues dir/name (dir absolute, name one component) for a look on a worker. 'requester' (NULL:
+ * the watcher) is who asked, for the record. */
+int daemon_queue_tree_module(struct daemon *d, const char *dir, const char *name, const char *requester,
+                             tree_done_t done, void *userdata);
 
 /* Whether a file name is one a module goes by: *.ko, *.ko.xz, *.ko.zst, *.ko.gz. */
 bool module_file_name(const char *name);

@@ -23,6 +23,7 @@
 static const char *arg_config = CONFIG_DEFAULT_FILE;
 static const char *arg_dropin_dir = CONFIG_DEFAULT_DROPIN_DIR;
 static bool arg_check_config;
+static bool arg_config_given;
 
 static void help(void) {
         printf("Usage: modsignd [OPTIONS]\n"
@@ -58,6 +59,7 @@ static int parse_argv(int argc, char *argv[]) {
                 switch (c) {
                 case 'c':
                         arg_config = optarg;
+                        arg_config_given = true;
                         snprintf(dropin, sizeof(dropin), "%s.d", optarg);
                         arg_dropin_dir = dropin;
                         break;
@@ -102,7 +104,7 @@ static int load(struct daemon *d) {
         _cleanup_free_ char *error = NULL;
         int r;
 
-        r = config_load(d->config_path, d->dropin_dir, &d->config, &error);
+        r = config_load(d->config_path, d->config_required, d->dropin_dir, &d->config, &error);
         if (r < 0)
                 return log_error_errno(r, "%s", error ?: "cannot load the configuration");
         r = signing_key_load(&d->config, &d->key, &error);
@@ -125,6 +127,7 @@ static int run(int argc, char *argv[]) {
         if (r <= 0)
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         d.config_path = arg_config;
+        d.config_required = arg_config_given;
         d.dropin_dir = arg_dropin_dir;
 
         r = load(&d);

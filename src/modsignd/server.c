@@ -178,12 +178,20 @@ static void sign_job_run(struct job *j) {
         struct modsign_request req = {
                 .signer = t->key->signer,
                 .hash = t->hash,
-                .existing = MODSIGN_EXISTING_REPLACE, /* what sign-file callers expect */
+                /* A module signed by another key (a vendor's, the distribution's) is not ours
+                 * to re-sign on request: only unsigned modules and our own stale signatures. */
+                .existing = MODSIGN_EXISTING_REFUSE,
                 .write_module = false,
                 .ret_sig = &t->blob,
                 .ret_sig_len = &t->blob_len,
         };
         r = modsign_sign(&m, &req, &outcome, &t->why);
+        if (r == -EEXIST) {
+                t->error = r;
+                t->why = "already signed by another key; modsignd does not replace other keys' signatures";
+                t->rule = "signed-by-another-key";
+                goto out;
+        }
         if (r < 0) {
                 t->error = r;
                 goto out;
@@ -350,7 +358,7 @@ static int scan_visit(const char *dir, const char *name, void *userdata) {
         struct scan_op *op = userdata;
         struct daemon *d = op->conn->server->daemon;
 
-        if (daemon_queue_tree_module(d, dir, name, on_scan_module_done, op) < 0) {
+        if (daemon_queue_tree_module(d, dir, name, op->conn->requester, on_scan_module_done, op) < 0) {
                 op->counts[TREE_FAILED]++;
                 return 0;
         }
@@ -614,10 +622,16 @@ static int make_socket(const char *path, int *ret_fd) {
                 if (mkdir(dir, 0755) < 0 && errno != EEXIST)
                         return negative_errno();
         }
-        /* A stale socket from a previous run goes; anything else at that path stays. */
+        /* A stale socket from a previous run goes; a live one (another modsignd) or anything
+         * else at that path stays. */
         if (lstat(path, &st) >= 0) {
+                _cleanup_close_ int probe = -EBADF;
+
                 if (!S_ISSOCK(st.st_mode))
                         return -EEXIST;
+                probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+                if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof(sa)) >= 0)
+                        return -EADDRINUSE;
                 (void) unlink(path);
         }
 

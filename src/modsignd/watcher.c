@@ -281,7 +281,7 @@ static int queue_module(struct watcher *w, const char *dir, const char *name) {
         if (!p)
                 return -ENOMEM;
         p->path = TAKE_PTR(path);
-        r = daemon_queue_tree_module(w->daemon, dir, name, on_module_done, w);
+        r = daemon_queue_tree_module(w->daemon, dir, name, NULL, on_module_done, w);
         if (r < 0) {
                 free(p->path);
                 free(p);
@@ -305,7 +305,7 @@ static void on_module_done(struct daemon *d, const struct tree_result *res, void
                 goto out;
         if (p->dirty && res->outcome != TREE_CANCELLED && !d->stopping) {
                 p->dirty = false;
-                if (daemon_queue_tree_module(d, res->dir, res->name, on_module_done, w) >= 0)
+                if (daemon_queue_tree_module(d, res->dir, res->name, NULL, on_module_done, w) >= 0)
                         return; /* the new job inherits this job's reference */
         }
         *slot = p->next;
@@ -323,8 +323,15 @@ static void scan_all(struct watcher *w) {
         struct walk_ctx c = { .fn = queue_walked, .userdata = w, .w = w };
         const struct strv *roots = &w->daemon->config.watch_paths;
 
-        for (size_t i = 0; i < roots->n; i++)
+        for (size_t i = 0; i < roots->n; i++) {
+                struct stat st;
+
+                if (stat(roots->items[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
+                        log_notice("%s: not a directory (yet); not watched until the next reload", roots->items[i]);
+                        continue;
+                }
                 walk_root(&c, roots->items[i]);
+        }
         log_info("watching %u directories; %d modules queued for a look", w->n_watches, c.count);
 }
 
