@@ -11,16 +11,16 @@
 #include "macro.h"
 #include "openssl-util.h"
 
-#define CHUNK ((size_t) 1 << 20)
+#define CHUNK ((size_t) 64 << 10)
 
 int digest_fd_sha256(int fd, char ret[65]) {
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        _cleanup_free_ uint8_t *buf = malloc(CHUNK);
+        uint8_t buf[CHUNK];
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int len = 0;
         off_t off = 0;
 
-        if (!ctx || !buf)
+        if (!ctx)
                 return -ENOMEM;
         if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
                 return -EIO;

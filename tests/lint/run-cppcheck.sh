@@ -8,5 +8,5 @@ cd "$srcdir"
 # shellcheck disable=SC2046
 cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 --inline-suppr \
         --std=c11 -I src/shared -I src/lib --suppress=missingIncludeSystem \
-        $(find src tests \( -name cache -o -name work -o -name module \) -prune -o -name '*.c' -print | sort)
+        $(find src tests \( -name cache -o -name work -o -name module -o -name build \) -prune -o -name '*.c' -print | sort)
 echo "PASS: cppcheck clean"
