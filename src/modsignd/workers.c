@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -89,6 +90,10 @@ static int on_event(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 done->done(done);
                 done = next;
         }
+        /* Idle again: hand the burst's buffers (decompressed modules, per-thread arenas)
+         * back to the system, so an idle daemon stays small. */
+        if (workers_queued(w) == 0)
+                (void) malloc_trim(0);
         return 0;
 }
 
