@@ -261,10 +261,15 @@ int modsign_sign(struct module_file *m, const struct modsign_request *req, enum 
                 replace_abort(&out);
                 return FAIL(r, "writing the signed module failed");
         }
-        if (req->ret_written && fstat(out.fd, req->ret_written) < 0) {
-                r = negative_errno();
-                replace_abort(&out);
-                return FAIL(r, "cannot stat the signed module");
+        if (req->on_written) {
+                struct stat st;
+
+                if (fstat(out.fd, &st) < 0) {
+                        r = negative_errno();
+                        replace_abort(&out);
+                        return FAIL(r, "cannot stat the signed module");
+                }
+                req->on_written(&st, req->userdata);
         }
         r = req->batch ? replace_batch_add(req->batch, &out) : replace_commit(&out);
         if (r < 0) {

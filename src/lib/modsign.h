@@ -40,8 +40,10 @@ struct modsign_request {
         struct replace_batch *batch;     /* set: queue the replacement there (commit is the
                                           * caller's, with replace_batch_commit()); the outcome
                                           * MODSIGN_SIGNED then means "written, not yet in place" */
-        struct stat *ret_written;        /* optional: the fstat() of the file written, taken
-                                          * before it is renamed into place */
+        /* optional: called with the fstat() of the new file once it is written, before it is
+         * renamed into place (the daemon's watcher learns to recognise it) */
+        void (*on_written)(const struct stat *st, void *userdata);
+        void *userdata;
         uint8_t **ret_sig;               /* optional: receives a copy of the PKCS#7 blob */
         size_t *ret_sig_len;
 };

@@ -103,8 +103,11 @@ static int check_unchanged(const struct replace *r) {
         if (!r->have_orig)
                 /* A new name: replace a regular file (sign-file's DEST), never a symlink or dir. */
                 return S_ISREG(now.st_mode) ? 0 : -EEXIST;
+        /* ctime too: a chmod or chown right after the writer closed the file (install -m does
+         * that) must not be undone by our copy of the metadata we saw before it. */
         if (now.st_dev != r->orig.st_dev || now.st_ino != r->orig.st_ino || now.st_size != r->orig.st_size ||
-            now.st_mtim.tv_sec != r->orig.st_mtim.tv_sec || now.st_mtim.tv_nsec != r->orig.st_mtim.tv_nsec)
+            now.st_mtim.tv_sec != r->orig.st_mtim.tv_sec || now.st_mtim.tv_nsec != r->orig.st_mtim.tv_nsec ||
+            now.st_ctim.tv_sec != r->orig.st_ctim.tv_sec || now.st_ctim.tv_nsec != r->orig.st_ctim.tv_nsec)
                 return -ESTALE;
         return 0;
 }

@@ -6,7 +6,7 @@
  * The new contents go to an anonymous O_TMPFILE (or, where the file system has none, to an
  * unpredictable name created with O_EXCL) beside the target. Commit copies the original's
  * owner, mode and SELinux label, fsyncs, re-checks that the target is still the file we read
- * (same inode, size and mtime), renames over it and fsyncs the directory. Any failure, or an
+ * (same inode, size, mtime and ctime), renames over it and fsyncs the directory. Any failure, or an
  * abort, leaves the target exactly as it was and no temporary file behind. */
 
 #include <stdbool.h>

@@ -189,7 +189,12 @@ int cmd_scan(int argc, char *argv[]) {
                 printf("%" PRId64 " signed, %" PRId64 " already signed, %" PRId64 " signed by another key, %" PRId64
                        " refused, %" PRId64 " failed\n",
                        jint(o, "signed"), jint(o, "unchanged"), jint(o, "foreign"), jint(o, "refused"), jint(o, "failed"));
-        code = jint(o, "failed") > 0 || jint(o, "refused") > 0 ? EXIT_ERROR : EXIT_OK;
+        if (jint(o, "cancelled") > 0)
+                log_error("modsignd stopped before it looked at %" PRId64 " modules; run the scan again",
+                          jint(o, "cancelled"));
+        /* A hook before the initramfs is built relies on this: anything not looked at, refused
+         * or failed may be an unsigned module. */
+        code = jint(o, "failed") > 0 || jint(o, "refused") > 0 || jint(o, "cancelled") > 0 ? EXIT_ERROR : EXIT_OK;
         json_object_put(o);
         return code;
 }

@@ -19,6 +19,8 @@
 #include "modsign.h"
 #include "watcher.h"
 
+#define TREE_ATTEMPTS 5
+
 struct tree_job {
         struct job job;
         struct daemon *daemon;     /* only for done(): run() must not touch it */
@@ -29,6 +31,7 @@ struct tree_job {
         void *userdata;
         struct tree_result result;
         bool ran;
+        unsigned attempt;
         char *release;
         char *hash;
         char sha256[65];
@@ -56,6 +59,15 @@ bool kernel_installed(const char *release) {
                 return false;
         snprintf(path, sizeof(path), "/lib/modules/%s", release);
         return stat(path, &st) >= 0 && S_ISDIR(st.st_mode);
+}
+
+/* Before our rename: from now on, the arrival of this file is our own doing. */
+static void note_written(const struct stat *st, void *userdata) {
+        struct tree_job *t = userdata;
+
+        t->result.dev = st->st_dev;
+        t->result.ino = st->st_ino;
+        watcher_note_own_file(st);
 }
 
 static void tree_job_run(struct job *j) {
@@ -102,11 +114,11 @@ static void tree_job_run(struct job *j) {
                 goto out;
         }
 
-        struct stat written;
         struct modsign_request req = {
                 .signer = t->key->signer,
                 .hash = t->hash,
-                .ret_written = &written,
+                .on_written = note_written,
+                .userdata = t,
                 /* The safety net never overrides someone else's signature: a distro or vendor
                  * module signed by a key the kernel trusts is none of our business. */
                 .existing = MODSIGN_EXISTING_REFUSE,
@@ -118,6 +130,19 @@ static void tree_job_run(struct job *j) {
                 res->outcome = TREE_FOREIGN;
                 goto out;
         }
+        if (r == -ESTALE && t->attempt < TREE_ATTEMPTS) {
+                /* Changed while we worked (a chmod after close, a second writer): nothing was
+                 * written; look at it again as it is now. */
+                module_file_close(&m);
+                dir_fd = safe_close(dir_fd);
+                free(t->release);
+                free(t->hash);
+                t->release = t->hash = NULL;
+                t->attempt++;
+                (void) usleep(10000);
+                tree_job_run(j);
+                return;
+        }
         if (r < 0) {
                 *res = (struct tree_result) { .outcome = TREE_FAILED, .error = r, .why = why };
                 goto out;
@@ -128,16 +153,12 @@ static void tree_job_run(struct job *j) {
         }
 
         res->outcome = TREE_SIGNED;
-        res->dev = written.st_dev;
-        res->ino = written.st_ino;
-        /* The watcher recognises this file's arrival by rename as our own doing. */
-        watcher_note_own_file(&written);
         {
                 _cleanup_close_ int fd = openat(dir_fd, t->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
                 struct stat st;
 
                 /* The digest of what we wrote, for the record (unless replaced already). */
-                if (fd >= 0 && fstat(fd, &st) >= 0 && st.st_ino == written.st_ino)
+                if (fd >= 0 && fstat(fd, &st) >= 0 && st.st_ino == res->ino)
                         (void) digest_fd_sha256(fd, t->sha256);
         }
 out:

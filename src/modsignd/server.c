@@ -35,6 +35,7 @@ struct connection {
         char requester[64];
         unsigned n_ref;
         bool closed;
+        bool refused;   /* not root: its first request gets the refusal, then it is closed */
         struct connection *next;
 };
 
@@ -502,6 +503,15 @@ static int on_connection_io(sd_event_source *src, int fd, uint32_t revents, void
                 return 0;
         }
 
+        if (c->refused) {
+                /* Answer the request it sent before closing: closing with its request unread
+                 * would reset the connection and lose the reason on the way. */
+                for (int i = 0; i < n_fds; i++)
+                        safe_close(fds[i]);
+                reply_error(c, -EPERM, "only root may use modsignd", "not-root");
+                connection_close(c);
+                return 0;
+        }
         c->server->daemon->stats.requests++;
         if ((size_t) n > sizeof(buf) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || n_fds > 1) {
                 r = -EMSGSIZE;
@@ -585,9 +595,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         /* The socket's mode already keeps others out; the credentials check is the lock. */
         if (cred.uid != 0) {
                 log_warning("refused a client that is not root (%s)", c->requester);
-                reply_error(c, -EPERM, "only root may use modsignd", "not-root");
-                connection_close(c);
-                return 0;
+                c->refused = true; /* nothing it sends is acted on */
         }
         if (s->n_connections > MAX_CONNECTIONS) {
                 reply_error(c, -EBUSY, "too many connections", NULL);

@@ -34,6 +34,8 @@ enum watch_kind {
 struct watch {
         char *path;
         enum watch_kind kind;
+        dev_t dev;   /* the directory itself, to tell whether 'path' still names it */
+        ino_t ino;
 };
 
 struct pending {
@@ -205,6 +207,7 @@ int module_tree_walk(const char *root, int (*fn)(const char *dir, const char *na
 
 static int add_watch(struct watcher *w, const char *path, enum watch_kind kind) {
         int wd = inotify_add_watch(w->fd, path, DIR_MASK);
+        struct stat st;
         char *copy;
 
         if (wd < 0) {
@@ -230,7 +233,9 @@ static int add_watch(struct watcher *w, const char *path, enum watch_kind kind) 
                 free(w->watches[wd].path);
         else
                 w->n_watches++;
-        w->watches[wd] = (struct watch) { .path = copy, .kind = kind };
+        if (lstat(path, &st) < 0)
+                st = (struct stat) {};
+        w->watches[wd] = (struct watch) { .path = copy, .kind = kind, .dev = st.st_dev, .ino = st.st_ino };
         return 0;
 }
 
@@ -356,13 +361,15 @@ static void on_new_directory(struct watcher *w, const struct watch *parent, cons
         }
 }
 
-static void on_file(struct watcher *w, const char *dir, const char *name) {
+static void on_file(struct watcher *w, const char *dir, const char *name, bool only_links) {
         _cleanup_free_ char *path = path_join(dir, name);
         struct stat st;
 
         if (!path || !module_file_name(name))
                 return;
         if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+                return;
+        if (only_links && st.st_nlink < 2)
                 return;
         if (take_own_file(&st))
                 return; /* our own signed module arriving by rename */
@@ -386,10 +393,18 @@ static void handle_event(struct watcher *w, const struct inotify_event *ev) {
                 return;
         watch = &w->watches[ev->wd];
 
-        if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
-                /* Its path is stale now; if it moved within our trees, the new parent's
-                 * IN_MOVED_TO watches it again under its new name. */
+        if (ev->mask & IN_DELETE_SELF) {
                 (void) inotify_rm_watch(w->fd, ev->wd);
+                return;
+        }
+        if (ev->mask & IN_MOVE_SELF) {
+                struct stat st;
+
+                /* Moved within our trees: the new parent's IN_MOVED_TO, which comes first, has
+                 * already given this watch its new path, which names this directory: keep it.
+                 * Moved away: the path is stale, drop the watch. */
+                if (lstat(watch->path, &st) < 0 || st.st_dev != watch->dev || st.st_ino != watch->ino)
+                        (void) inotify_rm_watch(w->fd, ev->wd);
                 return;
         }
         if (ev->len == 0)
@@ -403,8 +418,14 @@ static void handle_event(struct watcher *w, const struct inotify_event *ev) {
                         on_new_directory(w, watch, path, ev->name);
                 return;
         }
-        if (watch->kind == WATCH_TREE && (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)))
-                on_file(w, watch->path, ev->name);
+        if (watch->kind != WATCH_TREE)
+                return;
+        if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
+                on_file(w, watch->path, ev->name, false);
+        else if (ev->mask & IN_CREATE)
+                /* A new file is looked at once it is closed (IN_CLOSE_WRITE), but a hard link
+                 * made into the tree never is: it arrives complete, with IN_CREATE alone. */
+                on_file(w, watch->path, ev->name, true);
 }
 
 static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {

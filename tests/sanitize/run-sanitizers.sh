@@ -14,7 +14,12 @@ tests=${SANITIZE_TESTS:-"tests/unit/test-module tests/unit/test-compress tests/u
 # out a second, out-of-tree build of it).
 if [ ! -f "$build/Makefile" ]; then
         rm -rf "$build"
-        mkdir -p "$build"
+        # The outer make check hands its sub-makes TEST_LOGS (every test) through MAKEFLAGS; a make
+# started here would inherit it and run the whole suite again, this test included, without
+# end. Ours start clean.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES GNUMAKEFLAGS
+
+mkdir -p "$build"
         echo "copying the sources (make distdir) to $build"
         make -C "$top_builddir" distdir distdir="$build" >"$build.distdir.log" 2>&1 ||
                 { tail -n 20 "$build.distdir.log"; exit 1; }
