@@ -710,7 +710,3 @@ void server_free(struct server *s) {
         free(s->socket_path);
         free(s);
 }
-
-unsigned server_n_connections(const struct server *s) {
-        return s ? s->n_connections : 0;
-}

@@ -10,4 +10,3 @@ struct server;
 
 int server_new(struct daemon *d, struct server **ret);
 void server_free(struct server *s);
-unsigned server_n_connections(const struct server *s);
