@@ -73,6 +73,10 @@ X509 *signer_get_cert(const struct signer *s) {
         return s->cert;
 }
 
+bool signer_uses_keyid(const struct signer *s) {
+        return s->use_keyid;
+}
+
 int sign_begin(const struct signer *s, const char *hash, struct sign_ctx **ret) {
         _cleanup_(CMS_ContentInfo_freep) CMS_ContentInfo *cms = NULL;
         const EVP_MD *md;

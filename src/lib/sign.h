@@ -30,6 +30,7 @@ enum hash_strength hash_classify(const char *name);
 int signer_new(EVP_PKEY *key, X509 *cert, bool use_keyid, struct signer **ret);
 struct signer *signer_free(struct signer *s);
 X509 *signer_get_cert(const struct signer *s);
+bool signer_uses_keyid(const struct signer *s);
 
 /* Starts a signature over data still to come, with the named digest (sha256, ...). */
 int sign_begin(const struct signer *s, const char *hash, struct sign_ctx **ret);
