@@ -29,6 +29,7 @@ enum watch_kind {
         WATCH_MODULES_ROOT, /* /lib/modules: kernels appear here */
         WATCH_KERNEL,       /* /lib/modules/KVER: updates/, extra/, misc/ appear here */
         WATCH_TREE,         /* a directory whose modules we sign, recursively */
+        WATCH_AWAIT,        /* the nearest existing parent of a configured tree not there yet */
 };
 
 struct watch {
@@ -52,6 +53,7 @@ struct watcher {
         int n_slots;
         unsigned n_watches;
         struct pending *pending[PENDING_BUCKETS];
+        bool *root_present; /* per configured Path=: found and walked (else awaited) */
         unsigned n_ref;   /* ours, plus one per job in flight (they call back into us) */
         bool dead;        /* watcher_free() was called; jobs still in flight find nothing to do */
 };
@@ -324,6 +326,54 @@ static int queue_walked(const char *dir, const char *name, void *userdata) {
         return queue_module(userdata, dir, name);
 }
 
+/* A configured tree that does not exist yet (dkms installed after us: /var/lib/dkms) is awaited
+ * by watching its nearest existing parent; when a directory appears there, we look again. */
+static void await_root(struct watcher *w, const char *root) {
+        _cleanup_free_ char *parent = strdup(root);
+        struct stat st;
+        int wd;
+
+        if (!parent)
+                return;
+        for (;;) {
+                char *slash = strrchr(parent, '/');
+
+                if (!slash)
+                        return;
+                if (slash == parent)
+                        slash[1] = '\0'; /* "/" */
+                else
+                        *slash = '\0';
+                if (stat(parent, &st) >= 0 && S_ISDIR(st.st_mode))
+                        break;
+                if (streq(parent, "/"))
+                        return;
+        }
+        /* The same directory may already be watched as part of a tree: leave that watch be,
+         * a new directory there is walked anyway and the next look finds the root. */
+        wd = inotify_add_watch(w->fd, parent, DIR_MASK);
+        if (wd >= 0 && (wd >= w->n_slots || !w->watches[wd].path))
+                (void) add_watch(w, parent, WATCH_AWAIT);
+}
+
+static void look_for_roots(struct watcher *w, struct walk_ctx *c) {
+        const struct strv *roots = &w->daemon->config.watch_paths;
+
+        for (size_t i = 0; i < roots->n; i++) {
+                struct stat st;
+
+                if (w->root_present[i])
+                        continue;
+                if (stat(roots->items[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
+                        await_root(w, roots->items[i]);
+                        continue;
+                }
+                w->root_present[i] = true;
+                log_notice("%s: now present; watching it", roots->items[i]);
+                walk_root(c, roots->items[i]);
+        }
+}
+
 static void scan_all(struct watcher *w) {
         struct walk_ctx c = { .fn = queue_walked, .userdata = w, .w = w };
         const struct strv *roots = &w->daemon->config.watch_paths;
@@ -332,9 +382,12 @@ static void scan_all(struct watcher *w) {
                 struct stat st;
 
                 if (stat(roots->items[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
-                        log_notice("%s: not a directory (yet); not watched until the next reload", roots->items[i]);
+                        log_notice("%s: not a directory yet; watching for it to appear", roots->items[i]);
+                        w->root_present[i] = false;
+                        await_root(w, roots->items[i]);
                         continue;
                 }
+                w->root_present[i] = true;
                 walk_root(&c, roots->items[i]);
         }
         log_info("watching %u directories; %d modules queued for a look", w->n_watches, c.count);
@@ -413,6 +466,17 @@ static void handle_event(struct watcher *w, const struct inotify_event *ev) {
         if (!path)
                 return;
 
+        if (watch->kind == WATCH_AWAIT) {
+                struct walk_ctx c = { .fn = queue_walked, .userdata = w, .w = w };
+
+                if (!(ev->mask & IN_ISDIR) || !(ev->mask & (IN_CREATE | IN_MOVED_TO)))
+                        return;
+                /* One step closer, or there: stop watching this parent, look again (which
+                 * watches a deeper parent, or walks the tree that is now there). */
+                (void) inotify_rm_watch(w->fd, ev->wd);
+                look_for_roots(w, &c);
+                return;
+        }
         if (ev->mask & IN_ISDIR) {
                 if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) && ev->name[0] != '.')
                         on_new_directory(w, watch, path, ev->name);
@@ -461,9 +525,15 @@ int watcher_new(struct daemon *d, struct watcher **ret) {
                 return -ENOMEM;
         w->daemon = d;
         w->n_ref = 1;
+        w->root_present = calloc(MAX(d->config.watch_paths.n, (size_t) 1), sizeof(bool));
+        if (!w->root_present) {
+                free(w);
+                return -ENOMEM;
+        }
         w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (w->fd < 0) {
                 r = negative_errno();
+                free(w->root_present);
                 free(w);
                 return r;
         }
@@ -487,6 +557,8 @@ void watcher_free(struct watcher *w) {
         free(w->watches);
         w->watches = NULL;
         w->n_slots = 0;
+        free(w->root_present);
+        w->root_present = NULL;
         for (unsigned b = 0; b < PENDING_BUCKETS; b++)
                 while (w->pending[b]) {
                         struct pending *p = w->pending[b];

@@ -8,7 +8,8 @@
  * A configured path whose last components are lib/modules is a tree of kernels: only each
  * kernel's updates/, extra/ and misc/ are watched (never kernel/, the distribution's own
  * modules). Any other path is watched whole, except directories named build (dkms builds in
- * them; what matters is what it installs). Symlinks are never followed. */
+ * them; what matters is what it installs). Symlinks are never followed. A configured path that
+ * does not exist yet is watched for, through its nearest existing parent. */
 
 #include <stdbool.h>
 #include <sys/stat.h>
