@@ -51,14 +51,30 @@ bool module_file_name(const char *name) {
         return false;
 }
 
-bool kernel_installed(const char *release) {
+bool kernel_installed_in(const char *modules_root, const char *release) {
         char path[PATH_MAX];
         struct stat st;
 
         if (!release || !*release || strchr(release, '/') || streq(release, ".") || streq(release, ".."))
                 return false;
-        snprintf(path, sizeof(path), "/lib/modules/%s", release);
+        snprintf(path, sizeof(path), "%s/%s", modules_root, release);
         return stat(path, &st) >= 0 && S_ISDIR(st.st_mode);
+}
+
+bool kernel_installed(const char *release) {
+        return kernel_installed_in("/lib/modules", release);
+}
+
+/* The kernels a module in 'dir' may be for: those of the lib/modules tree it lives in (an
+ * image or chroot watched as ROOT/lib/modules has its own), else the system's. */
+static bool kernel_installed_for(const char *dir, const char *release) {
+        const char *p = strstr(dir, "/lib/modules/");
+        char root[PATH_MAX];
+
+        if (!p || (size_t) (p - dir) + sizeof("/lib/modules") > sizeof(root))
+                return kernel_installed(release);
+        snprintf(root, sizeof(root), "%.*s/lib/modules", (int) (p - dir), dir);
+        return kernel_installed_in(root, release);
 }
 
 /* Before our rename: from now on, the arrival of this file is our own doing. */
@@ -103,7 +119,7 @@ static void tree_job_run(struct job *j) {
                 *res = (struct tree_result) { .outcome = TREE_REFUSED, .error = -EINVAL, .why = "no usable vermagic" };
                 goto out;
         }
-        if (!kernel_installed(t->release)) {
+        if (!kernel_installed_for(t->dir, t->release)) {
                 *res = (struct tree_result) { .outcome = TREE_REFUSED, .error = -ENOENT,
                                               .why = "built for a kernel that is not installed" };
                 goto out;

@@ -70,8 +70,11 @@ int daemon_queue_tree_module(struct daemon *d, const char *dir, const char *name
 /* Whether a file name is one a module goes by: *.ko, *.ko.xz, *.ko.zst, *.ko.gz. */
 bool module_file_name(const char *name);
 
-/* Whether /lib/modules/RELEASE exists: modules for kernels that are not installed are refused. */
+/* Whether /lib/modules/RELEASE (or MODULES_ROOT/RELEASE) exists: modules for kernels that are
+ * not installed are refused. The watcher checks a module under ROOT/lib/modules against that
+ * tree's kernels, so that an image or chroot tree is judged by its own. */
 bool kernel_installed(const char *release);
+bool kernel_installed_in(const char *modules_root, const char *release);
 
 void daemon_notify_status(struct daemon *d);
 /* Reloads configuration and key; keeps the old ones on any error and says why. */
