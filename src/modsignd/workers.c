@@ -165,15 +165,6 @@ unsigned workers_threads(struct workers *w) {
         return w->n_threads;
 }
 
-bool workers_stopping(struct workers *w) {
-        bool s;
-
-        pthread_mutex_lock(&w->lock);
-        s = w->stopping;
-        pthread_mutex_unlock(&w->lock);
-        return s;
-}
-
 void workers_free(struct workers *w) {
         struct job *j;
 
@@ -188,7 +179,7 @@ void workers_free(struct workers *w) {
         for (unsigned i = 0; i < w->n_threads; i++)
                 pthread_join(w->threads[i], NULL);
 
-        /* Report what finished, then what never ran (done() sees workers_stopping()). */
+        /* Report what finished, then what never ran. */
         while ((j = pop(&w->done_head, &w->done_tail)))
                 j->done(j);
         while ((j = pop(&w->queue_head, &w->queue_tail)))

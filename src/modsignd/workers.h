@@ -22,8 +22,6 @@ int workers_new(sd_event *e, unsigned n_threads, struct workers **ret);
 int workers_submit(struct workers *w, struct job *j);
 unsigned workers_queued(struct workers *w);   /* waiting or running */
 unsigned workers_threads(struct workers *w);
-/* Asks the threads to stop once the running jobs end; queued jobs are dropped without their
- * run() but with their done() (which sees it was cancelled through workers_cancelled()), and
- * waits for the threads. */
+/* Asks the threads to stop once the running jobs end, waits for them, and calls done() of
+ * every job: of those that never ran too (a job tells by a flag its run() sets). */
 void workers_free(struct workers *w);
-bool workers_stopping(struct workers *w);
