@@ -112,16 +112,7 @@ _daemon_cleanup() {
 			eval "$line" || say "(cleanup: '$line' failed)"
 		done
 	fi
-	if [ -n "$WORKDIR" ] && [ -d "$WORKDIR" ]; then
-		if [ "${MODSIGN_TEST_KEEP:-0}" = 1 ]; then
-			say "(work directory kept: $WORKDIR)"
-		else
-			rm -rf "$WORKDIR"
-			if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
-				say "(set MODSIGN_TEST_KEEP=1 to keep the work directory for inspection)"
-			fi
-		fi
-	fi
+	remove_workdir "$rc"
 	exit "$rc"
 }
 

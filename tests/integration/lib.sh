@@ -99,9 +99,9 @@ _on_err() {
 	say "    ERROR: command failed with exit $rc at ${BASH_SOURCE[1]:-?}:$line: $cmd"
 }
 
-_cleanup() {
-	local rc=$?
-	trap - EXIT ERR
+# remove_workdir RC: remove $WORKDIR (or say where it was kept); the last step of every exit.
+remove_workdir() {
+	local rc=$1
 	if [ -n "$WORKDIR" ] && [ -d "$WORKDIR" ]; then
 		if [ "${MODSIGN_TEST_KEEP:-0}" = 1 ]; then
 			say "(work directory kept: $WORKDIR)"
@@ -112,6 +112,12 @@ _cleanup() {
 			fi
 		fi
 	fi
+}
+
+_cleanup() {
+	local rc=$?
+	trap - EXIT ERR
+	remove_workdir "$rc"
 	exit "$rc"
 }
 

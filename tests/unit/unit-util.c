@@ -499,10 +499,9 @@ char *tu_key_pem(EVP_PKEY *key, size_t *ret_len) {
         return s;
 }
 
-uint8_t *tu_key_der(EVP_PKEY *key, size_t *ret_len) {
-        unsigned char *der = NULL;
+/* i2d_*() output (n bytes, OPENSSL_malloc()ed) as a malloc()ed copy the caller free()s. */
+static uint8_t *der_to_malloc(unsigned char *der, int n, size_t *ret_len) {
         uint8_t *copy;
-        int n = i2d_PrivateKey(key, &der);
 
         ck_assert_int_gt(n, 0);
         copy = malloc((size_t) n);
@@ -511,6 +510,13 @@ uint8_t *tu_key_der(EVP_PKEY *key, size_t *ret_len) {
         OPENSSL_free(der);
         *ret_len = (size_t) n;
         return copy;
+}
+
+uint8_t *tu_key_der(EVP_PKEY *key, size_t *ret_len) {
+        unsigned char *der = NULL;
+        int n = i2d_PrivateKey(key, &der);
+
+        return der_to_malloc(der, n, ret_len);
 }
 
 char *tu_cert_pem(X509 *cert, size_t *ret_len) {
@@ -526,14 +532,7 @@ char *tu_cert_pem(X509 *cert, size_t *ret_len) {
 
 uint8_t *tu_cert_der(X509 *cert, size_t *ret_len) {
         unsigned char *der = NULL;
-        uint8_t *copy;
         int n = i2d_X509(cert, &der);
 
-        ck_assert_int_gt(n, 0);
-        copy = malloc((size_t) n);
-        ck_assert_ptr_nonnull(copy);
-        memcpy(copy, der, (size_t) n);
-        OPENSSL_free(der);
-        *ret_len = (size_t) n;
-        return copy;
+        return der_to_malloc(der, n, ret_len);
 }
