@@ -21,7 +21,7 @@
 #define STATUS_TIMEOUT_MS (10 * 1000)
 #define SCAN_TIMEOUT_MS (30 * 60 * 1000)
 
-static int call(enum proto_type type, const char *path, const char *kernel, int timeout_ms, json_object **ret) {
+int daemon_request(enum proto_type type, const char *path, const char *kernel, int timeout_ms, json_object **ret) {
         static uint8_t req[PROTO_MAX_PACKET], reply[PROTO_MAX_PACKET];
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *json = NULL, *message = NULL;
@@ -116,7 +116,7 @@ int cmd_status(int argc, char *argv[]) {
                 log_error("status: takes no arguments");
                 return EXIT_USAGE;
         }
-        code = call(PROTO_REQ_STATUS, NULL, NULL, STATUS_TIMEOUT_MS, &o);
+        code = daemon_request(PROTO_REQ_STATUS, NULL, NULL, STATUS_TIMEOUT_MS, &o);
         if (code != EXIT_OK)
                 return code;
         if (arg_global.json)
@@ -180,7 +180,7 @@ int cmd_scan(int argc, char *argv[]) {
                         return EXIT_ERROR;
                 }
         }
-        code = call(PROTO_REQ_SCAN, path, kernel, SCAN_TIMEOUT_MS, &o);
+        code = daemon_request(PROTO_REQ_SCAN, path, kernel, SCAN_TIMEOUT_MS, &o);
         if (code != EXIT_OK)
                 return code;
         if (arg_global.json)
@@ -216,7 +216,7 @@ int cmd_reload(int argc, char *argv[]) {
                 log_error("reload: takes no arguments");
                 return EXIT_USAGE;
         }
-        code = call(PROTO_REQ_RELOAD, NULL, NULL, STATUS_TIMEOUT_MS, &o);
+        code = daemon_request(PROTO_REQ_RELOAD, NULL, NULL, STATUS_TIMEOUT_MS, &o);
         if (code != EXIT_OK)
                 return code;
         if (arg_global.json)

@@ -34,6 +34,8 @@ static const struct command commands[] = {
         { "status", cmd_status, "show what the running modsignd is doing" },
         { "scan", cmd_scan, "have modsignd sign what needs it in a kernel or a tree" },
         { "reload", cmd_reload, "have modsignd read its configuration and key again" },
+        { "dkms-sign-file", cmd_dkms_sign_file, "DKMS's sign_file: sign through modsignd" },
+        { "dkms-check", cmd_dkms_check, "check (and sign) the DKMS modules of kernels" },
 };
 
 static void help(void) {
@@ -49,6 +51,8 @@ static void help(void) {
                "  -j --json      machine-readable output where a command reports\n"
                "  -q --quiet     print errors only\n"
                "  -s --socket PATH  modsignd's socket (default %s)\n"
+               "  -c --config FILE  modsignd's configuration, for the key and socket it names\n"
+               "                    (default /etc/modsignd/modsignd.conf and modsignd.conf.d/)\n"
                "  -h --help      show this help\n"
                "  -V --version   show the version\n"
                "\n"
@@ -178,6 +182,7 @@ int main(int argc, char *argv[]) {
                 { "json", no_argument, NULL, 'j' },
                 { "quiet", no_argument, NULL, 'q' },
                 { "socket", required_argument, NULL, 's' },
+                { "config", required_argument, NULL, 'c' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 {}
@@ -186,7 +191,7 @@ int main(int argc, char *argv[]) {
 
         log_set_program_name("modsignctl");
 
-        while ((c = getopt_long(argc, argv, "+jqs:hV", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "+jqs:c:hV", options, NULL)) >= 0)
                 switch (c) {
                 case 'j':
                         arg_global.json = true;
@@ -197,6 +202,10 @@ int main(int argc, char *argv[]) {
                         break;
                 case 's':
                         arg_global.socket_path = optarg;
+                        arg_global.socket_given = true;
+                        break;
+                case 'c':
+                        arg_global.config_path = optarg;
                         break;
                 case 'h':
                         help();

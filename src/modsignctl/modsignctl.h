@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <json-c/json.h>
 #include <openssl/evp.h>
 #include <stdbool.h>
 
 #include "module-file.h"
+#include "proto.h"
 
 /* Exit codes scripts can rely on; documented in modsignctl(8). */
 enum {
@@ -22,6 +24,8 @@ struct global_args {
         bool json;
         bool quiet;
         const char *socket_path;
+        bool socket_given;      /* --socket was given: it wins over the configuration's */
+        const char *config_path; /* --config, else CONFIG_DEFAULT_FILE with its drop-ins */
 };
 extern struct global_args arg_global;
 
@@ -47,6 +51,10 @@ int open_parent_dir(const char *path, int *ret_dir_fd, const char **ret_base);
  * an error rather than a warning. 'passphrase' may be NULL. Logs errors. */
 int load_signing_key(const char *path, const char *passphrase, bool strict, EVP_PKEY **ret);
 
+/* One request to modsignd (PATH and KERNEL optional); on success *ret gets the reply's JSON.
+ * Logs what went wrong and returns the exit code (EXIT_DAEMON_DOWN: nothing listens). */
+int daemon_request(enum proto_type type, const char *path, const char *kernel, int timeout_ms, json_object **ret);
+
 int cmd_sign(int argc, char *argv[]);
 int cmd_verify(int argc, char *argv[]);
 int cmd_info(int argc, char *argv[]);
@@ -55,3 +63,5 @@ int cmd_sign_file(int argc, char *argv[]);
 int cmd_status(int argc, char *argv[]);
 int cmd_scan(int argc, char *argv[]);
 int cmd_reload(int argc, char *argv[]);
+int cmd_dkms_sign_file(int argc, char *argv[]);
+int cmd_dkms_check(int argc, char *argv[]);

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "io-util.h"
+#include "macro.h"
+#include "module.h"
+#include "proto.h"
+#include "replace.h"
+#include "sign-remote.h"
+
+static int copy_range(int in_fd, int out_fd, uint64_t len) {
+        uint8_t buf[128 * 1024];
+        uint64_t off = 0;
+
+        while (off < len) {
+                size_t want = (size_t) MIN((uint64_t) sizeof(buf), len - off);
+                ssize_t n = pread(in_fd, buf, want, (off_t) off);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        return -EBADMSG; /* shorter than the daemon read it: it changed */
+                int r = loop_write(out_fd, buf, (size_t) n);
+                if (r < 0)
+                        return r;
+                off += (uint64_t) n;
+        }
+        return 0;
+}
+
+/* The trailer must be one well-formed signature: PKCS#7 of sig_len bytes, module_signature
+ * saying so, and the magic. Anything else is not appended. */
+static int check_trailer(const uint8_t *t, size_t len) {
+        uint8_t expect[MODULE_SIG_TRAILER_LEN];
+
+        if (len <= MODULE_SIG_TRAILER_LEN)
+                return -EBADMSG;
+        module_sig_trailer_build((uint32_t) (len - MODULE_SIG_TRAILER_LEN), expect);
+        return memcmp(t + len - MODULE_SIG_TRAILER_LEN, expect, MODULE_SIG_TRAILER_LEN) == 0 ? 0 : -EBADMSG;
+}
+
+static int write_signed(int dir_fd, const char *name, int module_fd, const struct stat *st, uint64_t body_len,
+                        const uint8_t *trailer, size_t trailer_len) {
+        struct replace out;
+        int r;
+
+        r = replace_begin(dir_fd, name, st, &out);
+        if (r < 0)
+                return r;
+        r = copy_range(module_fd, out.fd, body_len);
+        if (r >= 0)
+                r = loop_write(out.fd, trailer, trailer_len);
+        if (r >= 0)
+                r = replace_commit(&out);
+        if (r < 0)
+                replace_abort(&out);
+        return r;
+}
+
+static int read_reply(const struct proto_message *m, struct sign_remote_reply *reply, uint64_t *ret_body_len) {
+        uint32_t err = 0;
+        int r;
+
+        if (m->type == PROTO_REPLY_ERROR) {
+                if (proto_get_u32(m, PROTO_TAG_ERRNO, &err) < 0 || err == 0 || err > 4095)
+                        err = EIO;
+                reply->error = -(int) err;
+                (void) proto_get_string(m, PROTO_TAG_MESSAGE, &reply->message);
+                (void) proto_get_string(m, PROTO_TAG_RULE, &reply->rule);
+                return 0;
+        }
+        if (m->type != PROTO_REPLY_OK)
+                return -EBADMSG;
+        r = proto_get_u64(m, PROTO_TAG_BODY_LEN, ret_body_len);
+        if (r < 0)
+                return -EBADMSG;
+        (void) proto_get_string(m, PROTO_TAG_HASH, &reply->hash);
+        return 0;
+}
+
+int sign_remote(const char *socket_path, int dir_fd, const char *name, const char *hash, const char *kernel,
+                int timeout_ms, struct sign_remote_reply *reply) {
+        static uint8_t req[PROTO_MAX_PACKET], buf[PROTO_MAX_PACKET];
+        _cleanup_close_ int module_fd = -EBADF, sock = -EBADF;
+        struct proto_message m;
+        struct proto_writer w;
+        const struct proto_field *t;
+        uint64_t body_len = 0;
+        size_t req_len, len;
+        struct stat st;
+        int r;
+
+        *reply = (struct sign_remote_reply) {};
+
+        module_fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if (module_fd < 0)
+                return negative_errno();
+        if (fstat(module_fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+
+        proto_writer_init(&w, req, PROTO_REQ_SIGN);
+        if (hash)
+                proto_put_string(&w, PROTO_TAG_HASH, hash);
+        if (kernel)
+                proto_put_string(&w, PROTO_TAG_KERNEL, kernel);
+        proto_put_string(&w, PROTO_TAG_NAME, name);
+        r = proto_writer_finish(&w, &req_len);
+        if (r < 0)
+                return r;
+
+        r = client_connect(socket_path, &sock);
+        if (r < 0)
+                return r;
+        r = client_call(sock, req, req_len, module_fd, timeout_ms, buf, &len);
+        if (r < 0)
+                return r;
+        r = proto_decode(buf, len, &m);
+        if (r < 0)
+                return -EBADMSG;
+        r = read_reply(&m, reply, &body_len);
+        if (r < 0 || reply->error)
+                return r;
+
+        t = &m.fields[PROTO_TAG_TRAILER];
+        if (!t->data || check_trailer(t->data, t->len) < 0 || body_len > (uint64_t) st.st_size)
+                return -EBADMSG;
+        r = write_signed(dir_fd, name, module_fd, &st, body_len, t->data, t->len);
+        if (r < 0)
+                return r;
+        reply->sig_len = t->len;
+        return 0;
+}
+
+void sign_remote_reply_done(struct sign_remote_reply *reply) {
+        free(reply->message);
+        free(reply->rule);
+        free(reply->hash);
+        *reply = (struct sign_remote_reply) {};
+}

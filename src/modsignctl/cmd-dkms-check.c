@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* modsignctl dkms-check: are the DKMS modules of these kernels signed by our key?
+ *
+ * What the kernel-upgrade hooks run (/etc/kernel/postinst.d/dkms-modsignd after dkms's own
+ * hook, and the kernel-install plugin): every module DKMS built for the kernel, in the DKMS
+ * tree (DKMSTREE/NAME/VERSION/KVER/ARCH/module/) and installed (/lib/modules/KVER/updates/dkms
+ * and extra/), is checked against the configured certificate; with --sign the stragglers are
+ * signed (by modsignd through a SCAN of their directories, or with the configured key directly
+ * when no daemon runs), and whatever still is not signed by our key is listed, with a non-zero
+ * exit, before the initramfs hook can capture it. */
+#include <config.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "client.h"
+#include "conf.h"
+#include "key.h"
+#include "log.h"
+#include "macro.h"
+#include "modsign.h"
+#include "modsignctl.h"
+#include "openssl-util.h"
+#include "signing-key.h"
+
+#define SCAN_TIMEOUT_MS (30 * 60 * 1000)
+#define MAX_KERNELS 64
+
+enum state {
+        STATE_OURS,
+        STATE_UNSIGNED,
+        STATE_OTHER_KEY,
+        STATE_BAD,
+        _STATE_MAX,
+};
+
+static const char *const state_names[_STATE_MAX] = {
+        [STATE_OURS] = "signed",
+        [STATE_UNSIGNED] = "unsigned",
+        [STATE_OTHER_KEY] = "other-key",
+        [STATE_BAD] = "bad-signature",
+};
+
+struct found {
+        char *path;
+        char *kernel;
+        enum state state;
+};
+
+struct check {
+        const char *modules_dir;
+        const char *dkms_tree;
+        char **kernels;
+        size_t n_kernels;
+        STACK_OF(X509) *trusted;
+        struct found *items;
+        size_t n, alloc;
+        /* nftw() has no userdata: the walk in progress */
+        const char *walk_kernel;
+        bool walk_dkms_tree;
+};
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
+
+static struct check *current; /* nftw() callback context */
+
+static bool is_module_name(const char *name) {
+        return fnmatch("*.ko", name, 0) == 0 || fnmatch("*.ko.xz", name, 0) == 0 ||
+               fnmatch("*.ko.zst", name, 0) == 0 || fnmatch("*.ko.gz", name, 0) == 0;
+}
+
+static int add_found(struct check *c, const char *path, const char *kernel) {
+        if (c->n == c->alloc) {
+                size_t alloc = c->alloc ? c->alloc * 2 : 32;
+                struct found *p = reallocarray(c->items, alloc, sizeof(*p));
+                if (!p)
+                        return -ENOMEM;
+                c->items = p;
+                c->alloc = alloc;
+        }
+        c->items[c->n] = (struct found) { .path = strdup(path), .kernel = strdup(kernel) };
+        if (!c->items[c->n].path || !c->items[c->n].kernel)
+                return -ENOMEM;
+        c->n++;
+        return 0;
+}
+
+/* DKMSTREE/NAME/VERSION/KVER/ARCH/module/FILE: the component three above FILE is the kernel. */
+static bool dkms_tree_path_is_for(const char *path, const char *kernel) {
+        const char *slash[5] = {};
+        const char *p = path + strlen(path);
+        size_t n = 0;
+
+        while (p > path && n < 4) {
+                p--;
+                if (*p == '/')
+                        slash[n++] = p;
+        }
+        if (n < 4)
+                return false;
+        /* slash[0] before FILE, [1] before "module", [2] before ARCH, [3] before KVER */
+        return (size_t) (slash[0] - slash[1] - 1) == strlen("module") && strncmp(slash[1] + 1, "module", 6) == 0 &&
+               (size_t) (slash[2] - slash[3] - 1) == strlen(kernel) && strncmp(slash[3] + 1, kernel, strlen(kernel)) == 0;
+}
+
+static int visit(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        const char *name = path + ftw->base;
+
+        if (type == FTW_D && streq(name, "build") && current->walk_dkms_tree)
+                return FTW_SKIP_SUBTREE; /* DKMS's build area: not a result yet */
+        if (type != FTW_F || !S_ISREG(st->st_mode) || !is_module_name(name))
+                return FTW_CONTINUE;
+        if (current->walk_dkms_tree && !dkms_tree_path_is_for(path, current->walk_kernel))
+                return FTW_CONTINUE;
+        return add_found(current, path, current->walk_kernel) < 0 ? FTW_STOP : FTW_CONTINUE;
+}
+
+static int walk(struct check *c, const char *root, const char *kernel, bool dkms_tree) {
+        int r;
+
+        current = c;
+        c->walk_kernel = kernel;
+        c->walk_dkms_tree = dkms_tree;
+        r = nftw(root, visit, 16, FTW_PHYS | FTW_ACTIONRETVAL);
+        current = NULL;
+        if (r < 0 && errno != ENOENT)
+                return log_error_errno(-errno, "%s: cannot walk: %m", root);
+        return r == FTW_STOP ? log_oom() : 0;
+}
+
+static int collect(struct check *c) {
+        for (size_t i = 0; i < c->n_kernels; i++) {
+                static const char *const installed[] = { "updates/dkms", "extra" };
+                const char *k = c->kernels[i];
+                int r;
+
+                for (size_t j = 0; j < ELEMENTSOF(installed); j++) {
+                        _cleanup_free_ char *dir = NULL;
+                        if (asprintf(&dir, "%s/%s/%s", c->modules_dir, k, installed[j]) < 0)
+                                return log_oom();
+                        r = walk(c, dir, k, false);
+                        if (r < 0)
+                                return r;
+                }
+                r = walk(c, c->dkms_tree, k, true);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static enum state check_one(const struct check *c, const char *path) {
+        _cleanup_close_ int dir_fd = -EBADF;
+        struct module_file m;
+        const char *base, *why = NULL;
+        int r;
+
+        /* A module that cannot be read or parsed is a result here, not an error. */
+        if (open_parent_dir(path, &dir_fd, &base) < 0 || module_file_open(dir_fd, base, &m, &why) < 0)
+                return STATE_BAD;
+        r = modsign_verify(&m, c->trusted, NULL);
+        module_file_close(&m);
+        return r == 0 ? STATE_OURS : r == -ENODATA ? STATE_UNSIGNED : r == -ENOKEY ? STATE_OTHER_KEY : STATE_BAD;
+}
+
+static void check_all(struct check *c) {
+        for (size_t i = 0; i < c->n; i++)
+                c->items[i].state = check_one(c, c->items[i].path);
+}
+
+static size_t count_not_ours(const struct check *c) {
+        size_t n = 0;
+        for (size_t i = 0; i < c->n; i++)
+                n += c->items[i].state != STATE_OURS;
+        return n;
+}
+
+/* With modsignd: a SCAN of each directory that holds a straggler (it applies its policy,
+ * signs inside compressed modules, records what it did). */
+static char *dir_of(const char *path) {
+        const char *slash = strrchr(path, '/');
+        return slash ? strndup(path, (size_t) (slash - path)) : strdup(".");
+}
+
+/* With modsignd: a SCAN of each directory that holds a straggler (it applies its policy,
+ * signs inside compressed modules, records what it did). */
+static int sign_through_daemon(const struct check *c) {
+        for (size_t i = 0; i < c->n; i++) {
+                _cleanup_free_ char *dir = NULL;
+                json_object *o = NULL;
+                bool seen = false;
+                int code;
+
+                if (c->items[i].state != STATE_UNSIGNED)
+                        continue;
+                dir = dir_of(c->items[i].path);
+                if (!dir)
+                        return log_oom();
+                for (size_t j = 0; j < i && !seen; j++) {
+                        _cleanup_free_ char *other = NULL;
+                        if (c->items[j].state != STATE_UNSIGNED)
+                                continue;
+                        other = dir_of(c->items[j].path);
+                        seen = other && streq(other, dir);
+                }
+                if (seen)
+                        continue; /* scanned already */
+                code = daemon_request(PROTO_REQ_SCAN, dir, NULL, SCAN_TIMEOUT_MS, &o);
+                json_object_put(o);
+                if (code != EXIT_OK)
+                        return code;
+        }
+        return EXIT_OK;
+}
+
+static bool daemon_listening(const char *socket_path) {
+        _cleanup_close_ int fd = -EBADF;
+        return client_connect(socket_path, &fd) >= 0;
+}
+
+static int sign_directly(const struct check *c, const struct config *conf) {
+        _cleanup_free_ char *error = NULL;
+        struct signing_key *key = NULL;
+        int r;
+
+        r = signing_key_load(conf, &key, &error);
+        if (r < 0) {
+                log_error("modsignd is not running and its key cannot be used here: %s", error ?: strerror(-r));
+                return EXIT_ERROR;
+        }
+        for (size_t i = 0; i < c->n; i++) {
+                _cleanup_(module_arg_close) struct module_arg m = { .dir_fd = -EBADF };
+                _cleanup_free_ char *hash = NULL;
+                enum modsign_outcome outcome;
+                const char *why = NULL;
+
+                if (c->items[i].state != STATE_UNSIGNED || module_arg_open(c->items[i].path, &m) != EXIT_OK)
+                        continue;
+                if (signing_key_pick_hash(key, NULL, c->items[i].kernel, &hash) < 0)
+                        continue;
+                struct modsign_request req = {
+                        .signer = key->signer,
+                        .hash = hash,
+                        .existing = MODSIGN_EXISTING_REFUSE,
+                        .write_module = true,
+                };
+                r = modsign_sign(&m.file, &req, &outcome, &why);
+                if (r < 0)
+                        log_error("%s: not signed: %s: %s", c->items[i].path, why ?: "signing failed", strerror(-r));
+                else
+                        log_notice("%s: signed with modsignd's key directly (no daemon running)", c->items[i].path);
+        }
+        signing_key_unref(key);
+        return EXIT_OK;
+}
+
+static int list_kernels(struct check *c) {
+        _cleanup_(closedirp) DIR *d = opendir(c->modules_dir);
+        struct dirent *de;
+
+        if (!d)
+                return log_error_errno(-errno, "%s: %m", c->modules_dir);
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.' && de->d_type == DT_DIR && c->n_kernels < MAX_KERNELS)
+                        c->kernels[c->n_kernels++] = strdup(de->d_name);
+        for (size_t i = 0; i < c->n_kernels; i++)
+                if (!c->kernels[i])
+                        return log_oom();
+        return 0;
+}
+
+static void print_result(const struct check *c) {
+        if (arg_global.json) {
+                json_object *o = json_object_new_object(), *a = json_object_new_array();
+                for (size_t i = 0; i < c->n; i++) {
+                        json_object *e = json_object_new_object();
+                        json_object_object_add(e, "path", json_object_new_string(c->items[i].path));
+                        json_object_object_add(e, "kernel", json_object_new_string(c->items[i].kernel));
+                        json_object_object_add(e, "state", json_object_new_string(state_names[c->items[i].state]));
+                        json_object_array_add(a, e);
+                }
+                json_object_object_add(o, "modules", a);
+                json_object_object_add(o, "not_signed", json_object_new_int64((int64_t) count_not_ours(c)));
+                printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+                json_object_put(o);
+                return;
+        }
+        for (size_t i = 0; i < c->n; i++)
+                if (c->items[i].state != STATE_OURS)
+                        printf("%s: %s\n", c->items[i].path, state_names[c->items[i].state]);
+        if (!arg_global.quiet)
+                printf("%zu DKMS module file(s) checked, %zu not signed by modsignd's key\n", c->n, count_not_ours(c));
+}
+
+static void help(void) {
+        printf("Usage: modsignctl dkms-check [--kernel KVER]... [--sign] [--cert FILE]\n"
+               "                            [--modules-dir DIR] [--dkms-tree DIR]\n"
+               "\n"
+               "Check that every module DKMS built for the kernels is signed by modsignd's key:\n"
+               "in the DKMS tree and installed (updates/dkms, extra). Lists the ones that are not.\n"
+               "\n"
+               "  -k --kernel KVER     this kernel (repeatable; default: every one in DIR)\n"
+               "     --sign           sign the unsigned ones first: through modsignd, or with\n"
+               "                      the configured key directly when no daemon runs\n"
+               "     --cert FILE      the certificate to check against (default: the configured one)\n"
+               "     --modules-dir DIR  default /lib/modules\n"
+               "     --dkms-tree DIR    default /var/lib/dkms\n"
+               "\n"
+               "Exit status: 0 all signed by our key, 3 some are not (listed), 1 error.\n");
+}
+
+int cmd_dkms_check(int argc, char *argv[]) {
+        enum { ARG_SIGN = 0x100, ARG_CERT, ARG_MODULES_DIR, ARG_DKMS_TREE };
+        static const struct option options[] = {
+                { "kernel", required_argument, NULL, 'k' },
+                { "sign", no_argument, NULL, ARG_SIGN },
+                { "cert", required_argument, NULL, ARG_CERT },
+                { "modules-dir", required_argument, NULL, ARG_MODULES_DIR },
+                { "dkms-tree", required_argument, NULL, ARG_DKMS_TREE },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        _cleanup_(config_done) struct config conf = {};
+        _cleanup_free_ char *conf_error = NULL;
+        char *kernels[MAX_KERNELS] = {};
+        struct check c = { .modules_dir = "/lib/modules", .dkms_tree = "/var/lib/dkms", .kernels = kernels };
+        const char *cert = NULL;
+        bool sign = false;
+        int opt, r, ret = EXIT_ERROR;
+
+        while ((opt = getopt_long(argc, argv, "+k:h", options, NULL)) >= 0)
+                switch (opt) {
+                case 'k':
+                        if (c.n_kernels == MAX_KERNELS || strchr(optarg, '/') || !*optarg || streq(optarg, "..")) {
+                                log_error("dkms-check: bad or too many --kernel values ('%s')", optarg);
+                                goto out;
+                        }
+                        kernels[c.n_kernels++] = strdup(optarg);
+                        break;
+                case ARG_SIGN:
+                        sign = true;
+                        break;
+                case ARG_CERT:
+                        cert = optarg;
+                        break;
+                case ARG_MODULES_DIR:
+                        c.modules_dir = optarg;
+                        break;
+                case ARG_DKMS_TREE:
+                        c.dkms_tree = optarg;
+                        break;
+                case 'h':
+                        help();
+                        ret = EXIT_OK;
+                        goto out;
+                default:
+                        ret = EXIT_USAGE;
+                        goto out;
+                }
+        if (optind < argc) {
+                log_error("dkms-check: unexpected argument '%s'", argv[optind]);
+                ret = EXIT_USAGE;
+                goto out;
+        }
+
+        r = config_load(arg_global.config_path ?: CONFIG_DEFAULT_FILE, arg_global.config_path != NULL,
+                        arg_global.config_path ? NULL : CONFIG_DEFAULT_DROPIN_DIR, &conf, &conf_error);
+        if (r < 0) {
+                log_error("%s", conf_error ?: strerror(-r));
+                goto out;
+        }
+        if (!arg_global.socket_given)
+                arg_global.socket_path = conf.socket_path;
+        cert = cert ?: conf.certificate;
+
+        c.trusted = sk_X509_new_null();
+        if (!c.trusted) {
+                log_oom();
+                goto out;
+        }
+        r = certs_load_path(cert, c.trusted);
+        if (r < 0) {
+                log_error_errno(r, "%s: cannot load modsignd's certificate: %m", cert);
+                goto out;
+        }
+        if (c.n_kernels == 0 && list_kernels(&c) < 0)
+                goto out;
+        if (collect(&c) < 0)
+                goto out;
+        check_all(&c);
+
+        if (sign && count_not_ours(&c) > 0) {
+                /* Whatever signing achieves, the list of what remains is the answer. */
+                if (daemon_listening(arg_global.socket_path))
+                        (void) sign_through_daemon(&c);
+                else
+                        (void) sign_directly(&c, &conf);
+                check_all(&c);
+        }
+        print_result(&c);
+        ret = count_not_ours(&c) > 0 ? EXIT_UNSIGNED : EXIT_OK;
+out:
+        for (size_t i = 0; i < c.n; i++) {
+                free(c.items[i].path);
+                free(c.items[i].kernel);
+        }
+        free(c.items);
+        for (size_t i = 0; i < c.n_kernels; i++)
+                free(kernels[i]);
+        sk_X509_pop_free(c.trusted, X509_free);
+        return ret;
+}
