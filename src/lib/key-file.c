@@ -48,7 +48,7 @@ static int open_guarded(const char *path, const char *what, bool lax, int *ret_f
 
         r = key_file_open(path, &fd, &st);
         if (r == -ELOOP)
-                return message(ret_message, r, "%s is a symbolic link; refusing to follow it (point the configuration at the real file)", what);
+                return message(ret_message, r, "%s is a symlink; refusing to follow it (name the real file instead)", what);
         if (r == -EINVAL)
                 return message(ret_message, r, "%s is not a regular file", what);
         if (r < 0)
