@@ -56,8 +56,8 @@ static int open_guarded(const char *path, const char *what, bool lax, int *ret_f
         r = key_file_check_access(&st, &why);
         if (r < 0) {
                 if (!lax)
-                        return message(ret_message, r, "%s: %s", what, why);
-                (void) message(ret_message, 0, "%s: %s", what, why);
+                        return message(ret_message, r, "%s %s", what, why);
+                (void) message(ret_message, 0, "%s %s", what, why);
         }
         *ret_fd = TAKE_FD(fd);
         return 0;
