@@ -19,9 +19,12 @@ for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libso
         [ -f "$m" ] && softhsm=$m && break
 done
 
-[ -x "$MODSIGND" ] && [ -x "$MODSIGNCTL" ] || { echo "pkcs11-bench: build first" >&2; exit 1; }
+if [ ! -x "$MODSIGND" ] || [ ! -x "$MODSIGNCTL" ]; then echo "pkcs11-bench: build first" >&2; exit 1; fi
 [ -x "$SIGN_FILE" ] || { echo "pkcs11-bench: $SIGN_FILE missing (package linux-kbuild-6.1)" >&2; exit 1; }
-[ -n "$softhsm" ] && command -v softhsm2-util >/dev/null || { echo "pkcs11-bench: SoftHSM2 missing (package softhsm2)" >&2; exit 1; }
+if [ -z "$softhsm" ] || ! command -v softhsm2-util >/dev/null; then
+        echo "pkcs11-bench: SoftHSM2 missing (package softhsm2)" >&2
+        exit 1
+fi
 [ -n "$kver" ] || { echo "pkcs11-bench: no kernel under /lib/modules" >&2; exit 1; }
 
 work=$(mktemp -d)

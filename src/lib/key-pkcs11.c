@@ -76,6 +76,20 @@ static void p11_state_free(struct p11_state *s) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct p11_state *, p11_state_free);
 
+static int p11_state_new(struct p11_state **ret) {
+        struct p11_state *s = calloc(1, sizeof(*s));
+
+        if (!s)
+                return -ENOMEM;
+        s->ctx = PKCS11_CTX_new();
+        if (!s->ctx) {
+                free(s);
+                return -ENOMEM;
+        }
+        *ret = s;
+        return 0;
+}
+
 static void ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
         p11_state_free(ptr);
 }
@@ -209,12 +223,9 @@ int key_pkcs11_load(const char *uri, const struct key_options *o, EVP_PKEY **ret
         if (r < 0)
                 return r;
 
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        s->ctx = PKCS11_CTX_new();
-        if (!s->ctx)
-                return -ENOMEM;
+        r = p11_state_new(&s);
+        if (r < 0)
+                return r;
         if (PKCS11_CTX_load(s->ctx, module) < 0) {
                 ERR_clear_error();
                 return message(ret_message, -ENOPKG, "cannot load the PKCS#11 module %s (module-path= in the URI)", module);

@@ -124,7 +124,7 @@ case_daemon() {
 	daemon_start direct
 	expect_exit 0 "$CLIENT" "$DAEMON_SOCKET" sign "$MOD" "$WORKDIR/d.ko" sha256
 	assert_files_equal "$WORKDIR/ref.ko" "$WORKDIR/d.ko" "daemon with an encrypted key"
-	daemon_stop
+	daemon_stop 20
 	step "the same refusals as the CLI"
 	for k in k0640 nobody link; do
 		sed -i "s|^PrivateKey=.*|PrivateKey=$WORKDIR/acc/$k.key|" "$conf"

@@ -193,7 +193,7 @@ case_daemon() {
 		assert_files_equal "$WORKDIR/dout/sf-sha256.ko" "$WORKDIR/dout/many-$i.ko" "SIGN $i of 20"
 	done
 	ok "20 SIGN requests on the kept session: all equal sign-file"
-	daemon_stop
+	daemon_stop 20
 	step "PinFile= with a wrong PIN: --check-config fails at once and says so"
 	sed -i "s|^PinFile=.*|PinFile=$WORKDIR/badpin|" "$DAEMON_CONF"
 	expect_error_fast "wrong PIN" 5 "$MODSIGND" --config "$DAEMON_CONF" --check-config

@@ -140,7 +140,7 @@ case_daemon() {
 	expect_exit 0 ms verify --cert "$CERT" "$WORKDIR/dout/d.ko"
 	expect_exit 0 "$CLIENT" "$DAEMON_SOCKET" sign-many sha512 "$MOD" "$WORKDIR/dout/d1.ko" "$MOD" "$WORKDIR/dout/d2.ko"
 	expect_exit 0 ms verify --cert "$CERT" "$WORKDIR/dout/d1.ko" "$WORKDIR/dout/d2.ko"
-	daemon_stop
+	daemon_stop 20
 }
 run_case "modsignd with PrivateKey=handle:0x81000001" case_daemon
 
