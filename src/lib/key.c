@@ -118,10 +118,10 @@ int key_file_open(const char *path, int *ret_fd, struct stat *ret_st) {
 
 int key_file_check_access(const struct stat *st, const char **ret_why) {
         if (st->st_uid != geteuid())
-                return FAIL(-EPERM, geteuid() == 0 ? "key file is not owned by root (chown root:root it)"
-                                                   : "key file is not owned by the user running this");
+                return FAIL(-EPERM, geteuid() == 0 ? "not owned by root (chown root:root it)"
+                                                   : "not owned by the user running this");
         if (st->st_mode & 0077)
-                return FAIL(-EPERM, "key file is accessible to group or others (chmod 0600 it)");
+                return FAIL(-EPERM, "accessible to group or others (chmod 0600 it)");
         return 0;
 }
 

@@ -77,8 +77,20 @@ bool signer_uses_keyid(const struct signer *s) {
         return s->use_keyid;
 }
 
+static bool signature_alg_is_kernel_ok(const X509_ALGOR *alg) {
+        const ASN1_OBJECT *obj = NULL;
+        int nid;
+
+        X509_ALGOR_get0(&obj, NULL, NULL, alg);
+        nid = OBJ_obj2nid(obj);
+        return nid == NID_rsaEncryption || nid == NID_ecdsa_with_SHA256 || nid == NID_ecdsa_with_SHA384 ||
+               nid == NID_ecdsa_with_SHA512 || nid == NID_ecdsa_with_SHA1 || nid == NID_ecdsa_with_SHA224;
+}
+
 int sign_begin(const struct signer *s, const char *hash, struct sign_ctx **ret) {
         _cleanup_(CMS_ContentInfo_freep) CMS_ContentInfo *cms = NULL;
+        X509_ALGOR *sig_alg = NULL;
+        CMS_SignerInfo *si;
         const EVP_MD *md;
         struct sign_ctx *c;
         BIO *chain;
@@ -94,10 +106,17 @@ int sign_begin(const struct signer *s, const char *hash, struct sign_ctx **ret) 
                        CMS_NOCERTS | CMS_PARTIAL | CMS_BINARY | CMS_DETACHED | CMS_STREAM);
         if (!cms)
                 goto openssl_error;
-        if (!CMS_add1_signer(cms, s->cert, s->key, md,
+        si = CMS_add1_signer(cms, s->cert, s->key, md,
                              CMS_NOCERTS | CMS_BINARY | CMS_NOSMIMECAP | CMS_NOATTR |
-                             (s->use_keyid ? CMS_USE_KEYID : 0)))
+                             (s->use_keyid ? CMS_USE_KEYID : 0));
+        if (!si)
                 goto openssl_error;
+        /* The kernel verifies RSA PKCS#1 v1.5 (rsaEncryption) and ECDSA, not PSS. A key from a
+         * provider or token could default to something else: refuse rather than sign what no
+         * kernel loads. */
+        CMS_SignerInfo_get0_algs(si, NULL, NULL, NULL, &sig_alg);
+        if (!sig_alg || !signature_alg_is_kernel_ok(sig_alg))
+                return -EOPNOTSUPP;
 
         /* What CMS_final() does inside, split open so the caller can stream: dataInit sets up a
          * digest BIO per algorithm over a null sink (the content is detached). */

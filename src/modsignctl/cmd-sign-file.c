@@ -40,7 +40,9 @@ static void help(void) {
                "  -k         identify the signer by subjectKeyIdentifier\n"
                "  -s RAWSIG  append a PKCS#7 signature made elsewhere\n"
                "\n"
-               "An encrypted PEM key takes its passphrase from KBUILD_SIGN_PIN, as sign-file does.\n"
+               "KEY is a key file, or pkcs11:URI, handle:0x81... or object:PATH (TPM2).\n"
+               "An encrypted PEM key or a token takes its passphrase or PIN from KBUILD_SIGN_PIN,\n"
+               "as sign-file does (a pkcs11: URI's pin-source=FILE wins).\n"
                "Exit status: 0 success, 1 error, 2 usage error.\n");
 }
 

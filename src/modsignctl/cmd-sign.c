@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kconfig.h"
+#include "key-backend.h"
 #include "key.h"
 #include "log.h"
 #include "modsign.h"
@@ -21,7 +22,10 @@ static void help(void) {
                "\n"
                "Sign kernel modules in place (atomically; compressed modules are signed inside).\n"
                "\n"
-               "  -k --key FILE          private key (PEM or DER, RSA or EC), mode 0600\n"
+               "  -k --key REF           private key: a file (PEM or DER, RSA or EC, root-owned,\n"
+               "                         mode 0600), credential:NAME, pkcs11:URI, handle:0x81...\n"
+               "                         or object:PATH (TPM2)\n"
+               "     --pin-file FILE     PIN or passphrase, from a root-only file or credential:NAME\n"
                "  -c --cert FILE         X.509 certificate of the key (PEM or DER)\n"
                "  -a --hash NAME         auto (default), sha256, sha384 or sha512\n"
                "     --keyid             identify the signer by subjectKeyIdentifier\n"
@@ -212,7 +216,7 @@ static int sign_one(struct sign_args *a, const struct signer *signer, bool repla
 }
 
 int cmd_sign(int argc, char *argv[]) {
-        enum { ARG_KEYID = 0x100, ARG_REPLACE, ARG_ALLOW_WEAK, ARG_KERNEL, ARG_SYSROOT };
+        enum { ARG_KEYID = 0x100, ARG_REPLACE, ARG_ALLOW_WEAK, ARG_KERNEL, ARG_SYSROOT, ARG_PIN_FILE };
         static const struct option options[] = {
                 { "key", required_argument, NULL, 'k' },
                 { "cert", required_argument, NULL, 'c' },
@@ -222,13 +226,15 @@ int cmd_sign(int argc, char *argv[]) {
                 { "allow-weak-hash", no_argument, NULL, ARG_ALLOW_WEAK },
                 { "kernel", required_argument, NULL, ARG_KERNEL },
                 { "sysroot", required_argument, NULL, ARG_SYSROOT },
+                { "pin-file", required_argument, NULL, ARG_PIN_FILE },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
         _cleanup_(sign_args_done) struct sign_args a = { .hash = "auto" };
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
         _cleanup_(X509_freep) X509 *cert = NULL;
-        const char *key_path = NULL, *cert_path = NULL;
+        const char *key_path = NULL, *cert_path = NULL, *pin_file = NULL;
+        _cleanup_(secret_freep) char *pin = NULL;
         bool keyid = false, replace = false;
         struct signer *signer = NULL;
         int c, r, code = EXIT_OK;
@@ -259,6 +265,9 @@ int cmd_sign(int argc, char *argv[]) {
                 case ARG_SYSROOT:
                         a.sysroot = optarg;
                         break;
+                case ARG_PIN_FILE:
+                        pin_file = optarg;
+                        break;
                 case 'h':
                         help();
                         return EXIT_OK;
@@ -281,7 +290,16 @@ int cmd_sign(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
 
-        if (load_signing_key(key_path, NULL, true, &key) < 0)
+        if (pin_file) {
+                _cleanup_free_ char *msg = NULL;
+
+                r = key_read_secret(pin_file, &pin, &msg);
+                if (r < 0) {
+                        log_error_errno(r, "%s: %s", pin_file, msg ?: strerror(-r));
+                        return EXIT_ERROR;
+                }
+        }
+        if (load_signing_key(key_path, pin, true, &key) < 0)
                 return EXIT_ERROR;
         r = cert_load_file(cert_path, &cert);
         if (r < 0) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "key-backend.h"
 #include "key.h"
 #include "log.h"
 #include "macro.h"
@@ -147,33 +148,16 @@ void module_arg_close(struct module_arg *m) {
         m->dir_fd = safe_close(m->dir_fd);
 }
 
-int load_signing_key(const char *path, const char *passphrase, bool strict, EVP_PKEY **ret) {
-        _cleanup_close_ int fd = -EBADF;
-        const char *why = NULL;
-        struct stat st;
+int load_signing_key(const char *ref, const char *passphrase, bool strict, EVP_PKEY **ret) {
+        _cleanup_free_ char *msg = NULL;
+        struct key_options o = { .pin = passphrase, .lax_file_access = !strict };
         int r;
 
-        if (strncmp(path, "pkcs11:", 7) == 0)
-                return log_error_errno(-EOPNOTSUPP, "%s: PKCS#11 keys are not supported by this version yet", path);
-
-        r = key_file_open(path, &fd, &st);
-        if (r == -ELOOP)
-                return log_error_errno(r, "%s: key file is a symbolic link; refusing to follow it", path);
-        if (r == -EINVAL)
-                return log_error_errno(r, "%s: key file is not a regular file", path);
+        r = key_load(ref, &o, ret, &msg);
         if (r < 0)
-                return log_error_errno(r, "%s: cannot open key file: %m", path);
-
-        r = key_file_check_access(&st, &why);
-        if (r < 0) {
-                if (strict)
-                        return log_error_errno(r, "%s: %s", path, why);
-                log_warning("%s: %s", path, why);
-        }
-
-        r = key_load_fd(fd, passphrase, ret, &why);
-        if (r < 0)
-                return log_error_errno(r, "%s: %s", path, why ?: "cannot load key");
+                return log_error_errno(r, "%s: %s", ref, msg ?: strerror(-r));
+        if (msg)
+                log_warning("%s: %s", ref, msg);
         return 0;
 }
 

@@ -47,9 +47,10 @@ void module_arg_close(struct module_arg *m);
 /* Opens the directory holding 'path' (O_RDONLY|O_DIRECTORY) and returns the last component. */
 int open_parent_dir(const char *path, int *ret_dir_fd, const char **ret_base);
 
-/* Loads a private key file with the ownership and mode checks; 'strict' makes a loose mode
- * an error rather than a warning. 'passphrase' may be NULL. Logs errors. */
-int load_signing_key(const char *path, const char *passphrase, bool strict, EVP_PKEY **ret);
+/* Loads a private key from a reference (a file, credential:NAME, pkcs11:..., handle:0x...,
+ * object:PATH; see key-backend.h). Key files get the ownership and mode checks; 'strict' makes
+ * a loose mode an error rather than a warning. 'passphrase' (PIN) may be NULL. Logs errors. */
+int load_signing_key(const char *ref, const char *passphrase, bool strict, EVP_PKEY **ret);
 
 /* One request to modsignd (PATH and KERNEL optional); on success *ret gets the reply's JSON.
  * Logs what went wrong and returns the exit code (EXIT_DAEMON_DOWN: nothing listens). */

@@ -9,12 +9,11 @@
 
 #include "io-util.h"
 #include "kconfig.h"
+#include "key-backend.h"
 #include "key.h"
 #include "macro.h"
 #include "openssl-util.h"
 #include "signing-key.h"
-
-#define PASSPHRASE_MAX 1024
 
 static int set_error(char **ret_error, int r, const char *path, const char *why) {
         if (ret_error && asprintf(ret_error, "%s: %s", path, why ? why : strerror(-r)) < 0)
@@ -22,86 +21,29 @@ static int set_error(char **ret_error, int r, const char *path, const char *why)
         return r;
 }
 
-/* "credential:NAME" names a file systemd placed in $CREDENTIALS_DIRECTORY for us. */
-static int resolve_key_path(const char *ref, char **ret) {
-        const char *dir;
-
-        if (strncmp(ref, "credential:", 11) != 0) {
-                *ret = strdup(ref);
-                return *ret ? 0 : -ENOMEM;
-        }
-        dir = getenv("CREDENTIALS_DIRECTORY");
-        if (!dir || !*dir)
-                return -ENOMEDIUM;
-        if (!ref[11] || strchr(ref + 11, '/'))
-                return -EINVAL;
-        return asprintf(ret, "%s/%s", dir, ref + 11) < 0 ? -ENOMEM : 0;
-}
-
-static int read_passphrase(const char *ref, char **ret, char **ret_error) {
-        _cleanup_free_ char *path = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        const char *why = NULL;
-        struct stat st;
-        size_t len;
-        int r;
-
-        r = resolve_key_path(ref, &path);
-        if (r < 0)
-                return set_error(ret_error, r, ref, r == -ENOMEDIUM ? "no $CREDENTIALS_DIRECTORY (LoadCredential= missing?)" : NULL);
-        r = key_file_open(path, &fd, &st);
-        if (r < 0)
-                return set_error(ret_error, r, path, r == -ELOOP ? "is a symlink; refusing to follow it" : NULL);
-        r = key_file_check_access(&st, &why);
-        if (r < 0)
-                return set_error(ret_error, r, path, why);
-        r = read_full_fd(fd, PASSPHRASE_MAX, ret, &len);
-        if (r < 0)
-                return set_error(ret_error, r, path, r == -EFBIG ? "passphrase file too large" : NULL);
-        /* One line: a trailing newline is not part of the passphrase. */
-        (*ret)[strcspn(*ret, "\n")] = '\0';
-        return 0;
-}
-
 int signing_key_load(const struct config *c, struct signing_key **ret, char **ret_error) {
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
         _cleanup_(X509_freep) X509 *cert = NULL;
-        _cleanup_free_ char *path = NULL, *passphrase = NULL;
-        _cleanup_close_ int fd = -EBADF;
+        _cleanup_(secret_freep) char *pin = NULL;
+        _cleanup_free_ char *msg = NULL;
         struct signing_key *k;
-        const char *why = NULL;
-        struct stat st;
         int r;
 
         if (ret_error)
                 *ret_error = NULL;
-        if (strncmp(c->private_key, "pkcs11:", 7) == 0 || strncmp(c->private_key, "handle:", 7) == 0 ||
-            strncmp(c->private_key, "object:", 7) == 0)
-                return set_error(ret_error, -EOPNOTSUPP, c->private_key,
-                                 "PKCS#11 and TPM2 keys are not supported by this version yet");
 
-        r = resolve_key_path(c->private_key, &path);
-        if (r < 0)
-                return set_error(ret_error, r, c->private_key,
-                                 r == -ENOMEDIUM ? "no $CREDENTIALS_DIRECTORY (LoadCredential= missing?)" : NULL);
-        r = key_file_open(path, &fd, &st);
-        if (r < 0)
-                return set_error(ret_error, r, path,
-                                 r == -ELOOP ? "is a symlink; refusing to follow it" :
-                                 r == -EINVAL ? "not a regular file" : NULL);
-        r = key_file_check_access(&st, &why);
-        if (r < 0)
-                return set_error(ret_error, r, path, why);
+        /* PinFile= is a root-only file or credential:NAME: the PIN of a token, the auth value
+         * of a TPM key or the passphrase of an encrypted PEM. */
         if (c->pin_file) {
-                r = read_passphrase(c->pin_file, &passphrase, ret_error);
+                r = key_read_secret(c->pin_file, &pin, &msg);
                 if (r < 0)
-                        return r;
+                        return set_error(ret_error, r, c->pin_file, msg);
         }
-        r = key_load_fd(fd, passphrase, &pkey, &why);
-        if (passphrase)
-                OPENSSL_cleanse(passphrase, strlen(passphrase));
+        /* Any key reference (key-backend.h); the key, and a token's logged-in session, stay
+         * loaded as long as this signing_key lives. */
+        r = key_load(c->private_key, &(struct key_options) { .pin = pin }, &pkey, &msg);
         if (r < 0)
-                return set_error(ret_error, r, path, why);
+                return set_error(ret_error, r, c->private_key, msg);
 
         r = cert_load_file(c->certificate, &cert);
         if (r < 0)

@@ -15,9 +15,10 @@ struct signing_key {
         char *hash;     /* "auto" or a hash name */
 };
 
-/* Loads the key named by the configuration. Key files must be root-owned, mode 0600 or 0400,
- * not symlinks; "credential:NAME" reads $CREDENTIALS_DIRECTORY/NAME (LoadCredential=). On
- * failure *ret_error gets a message that names the file and the fix. */
+/* Loads the key named by the configuration: PrivateKey= is any key reference (a file,
+ * credential:NAME, pkcs11:URI, handle:0x81..., object:PATH; key-backend.h), PinFile= its PIN
+ * or passphrase. Key and PIN files must be root-owned, mode 0600 or 0400, not symlinks. On
+ * failure *ret_error gets a message that names the key or file and the fix. */
 int signing_key_load(const struct config *c, struct signing_key **ret, char **ret_error);
 struct signing_key *signing_key_ref(struct signing_key *k);
 void signing_key_unref(struct signing_key *k);

@@ -12,7 +12,10 @@ INTEGRATION_TESTS = \
 	tests/integration/test-ecdsa.sh \
 	tests/integration/test-compressed.sh \
 	tests/integration/test-cli-errors.sh \
-	tests/integration/test-info.sh
+	tests/integration/test-info.sh \
+	tests/integration/test-pkcs11.sh \
+	tests/integration/test-tpm2.sh \
+	tests/integration/test-key-files.sh
 
 TESTS += $(INTEGRATION_TESTS)
 

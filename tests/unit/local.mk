@@ -9,6 +9,7 @@ UNIT_TESTS = \
 	tests/unit/test-sign \
 	tests/unit/test-verify \
 	tests/unit/test-key \
+	tests/unit/test-key-ref \
 	tests/unit/test-replace \
 	tests/unit/test-kconfig \
 	tests/unit/test-modsign
@@ -51,3 +52,7 @@ tests_unit_test_kconfig_LDADD = $(UNIT_LDADD)
 tests_unit_test_modsign_SOURCES = tests/unit/test-modsign.c $(UNIT_UTIL_SOURCES)
 tests_unit_test_modsign_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_modsign_LDADD = $(UNIT_LDADD)
+
+tests_unit_test_key_ref_SOURCES = tests/unit/test-key-ref.c $(UNIT_UTIL_SOURCES)
+tests_unit_test_key_ref_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_key_ref_LDADD = $(UNIT_LDADD)
