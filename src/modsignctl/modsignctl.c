@@ -34,6 +34,8 @@ static const struct command commands[] = {
         { "status", cmd_status, "show what the running modsignd is doing" },
         { "scan", cmd_scan, "have modsignd sign what needs it in a kernel or a tree" },
         { "reload", cmd_reload, "have modsignd read its configuration and key again" },
+        { "keygen", cmd_keygen, "make a new signing key and its self-signed certificate" },
+        { "enroll", cmd_enroll, "make the kernel trust the certificate (MOK via mokutil)" },
 };
 
 static void help(void) {

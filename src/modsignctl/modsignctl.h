@@ -55,3 +55,5 @@ int cmd_sign_file(int argc, char *argv[]);
 int cmd_status(int argc, char *argv[]);
 int cmd_scan(int argc, char *argv[]);
 int cmd_reload(int argc, char *argv[]);
+int cmd_keygen(int argc, char *argv[]);
+int cmd_enroll(int argc, char *argv[]);
