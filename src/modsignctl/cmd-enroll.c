@@ -142,6 +142,11 @@ static int keyring_members(const char *name, uint32_t serial, uint32_t **ret, si
         if (asprintf(&path, "%s/%s", dir, name) < 0)
                 return -ENOMEM;
         fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) { /* no file: an empty keyring */
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
         if (fd < 0)
                 return negative_errno();
         r = read_full_fd(fd, 1 << 20, &text, &len);
@@ -430,6 +435,7 @@ static int report(struct enroll *e, bool dry_run) {
                 for (size_t i = 0; i < e->n_keyrings; i++)
                         json_object_array_add(kr, json_object_new_string(e->keyrings[i]));
                 json_object_object_add(o, "keyrings", kr);
+                json_object_object_add(o, "in_kernel", json_object_new_boolean(e->in_kernel));
                 json_object_object_add(o, "enrolled",
                                        e->mok == MOK_UNKNOWN ? NULL : json_object_new_boolean(e->mok == MOK_ENROLLED));
                 json_object_object_add(o, "mok_state",
@@ -465,6 +471,8 @@ static void print_status(const struct enroll *e) {
                 printf(")\n");
         } else if (e->n_keyrings > 0)
                 printf("Kernel:       not trusted for modules (only in %s)\n", e->keyrings[0]);
+        else if (e->in_kernel)
+                printf("Kernel:       not trusted (its key is loaded, but in no trusted keyring)\n");
         else
                 printf("Kernel:       not trusted (in no trusted keyring)\n");
         printf("EFI:          %s\n", !e->efi ? "no" : e->secure_boot < 0 ? "yes" : e->secure_boot ? "yes, Secure Boot on" : "yes, Secure Boot off");

@@ -12,7 +12,9 @@ INTEGRATION_TESTS = \
 	tests/integration/test-ecdsa.sh \
 	tests/integration/test-compressed.sh \
 	tests/integration/test-cli-errors.sh \
-	tests/integration/test-info.sh
+	tests/integration/test-info.sh \
+	tests/integration/test-keygen.sh \
+	tests/integration/test-enroll.sh
 
 TESTS += $(INTEGRATION_TESTS)
 
