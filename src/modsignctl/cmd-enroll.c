@@ -253,65 +253,64 @@ static bool file_equals(const char *path, const unsigned char *data, size_t len)
         return n == len && memcmp(buf, data, len) == 0;
 }
 
+/* A private copy of the DER certificate for mokutil, in a directory of its own. */
+static int write_tmp_der(struct enroll *e, const unsigned char *der, size_t len) {
+        _cleanup_free_ char *dir = NULL, *path = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        if (asprintf(&dir, "%s/modsignctl-enroll.XXXXXX", env_or("TMPDIR", "/tmp")) < 0)
+                return -ENOMEM;
+        if (!mkdtemp(dir))
+                return negative_errno();
+        if (asprintf(&path, "%s/signing.der", dir) < 0) {
+                (void) rmdir(dir);
+                return -ENOMEM;
+        }
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        r = fd < 0 ? negative_errno() : loop_write(fd, der, len);
+        if (r < 0) {
+                (void) unlink(path);
+                (void) rmdir(dir);
+                return r;
+        }
+        e->tmp_dir = TAKE_PTR(dir);
+        e->der_path = TAKE_PTR(path);
+        return 0;
+}
+
 /* mokutil reads DER only: the certificate itself when it is DER, the .der keygen wrote
  * beside a PEM one, or else a private copy. */
-static int find_der(struct enroll *e) {
-        _cleanup_free_ unsigned char *der_copy = NULL;
-        unsigned char *der = NULL;
+static int pick_der(struct enroll *e, const unsigned char *der, size_t len) {
+        _cleanup_free_ char *cand = NULL;
         const char *dot;
-        char *cand = NULL;
-        int len, r;
 
-        len = i2d_X509(e->cert, &der);
-        if (len <= 0)
-                return -EIO;
-
-        if (file_equals(e->cert_path, der, (size_t) len)) {
+        if (file_equals(e->cert_path, der, len)) {
                 e->cert_is_der = true;
                 e->der_path = strdup(e->cert_path);
-                OPENSSL_free(der);
                 return e->der_path ? 0 : -ENOMEM;
         }
         dot = strrchr(e->cert_path, '.');
-        if (dot && !strchr(dot, '/') &&
-            asprintf(&cand, "%.*s.der", (int) (dot - e->cert_path), e->cert_path) >= 0) {
-                if (file_equals(cand, der, (size_t) len)) {
-                        e->der_path = cand;
-                        OPENSSL_free(der);
+        if (dot && !strchr(dot, '/')) {
+                if (asprintf(&cand, "%.*s.der", (int) (dot - e->cert_path), e->cert_path) < 0)
+                        return -ENOMEM;
+                if (file_equals(cand, der, len)) {
+                        e->der_path = TAKE_PTR(cand);
                         return 0;
                 }
-                free(cand);
         }
+        return write_tmp_der(e, der, len);
+}
 
-        der_copy = malloc((size_t) len);
-        if (!der_copy) {
-                OPENSSL_free(der);
-                return -ENOMEM;
-        }
-        memcpy(der_copy, der, (size_t) len);
+static int find_der(struct enroll *e) {
+        unsigned char *der = NULL;
+        int len = i2d_X509(e->cert, &der), r;
+
+        if (len <= 0)
+                return -EIO;
+        r = pick_der(e, der, (size_t) len);
         OPENSSL_free(der);
-
-        if (asprintf(&e->tmp_dir, "%s/modsignctl-enroll.XXXXXX", env_or("TMPDIR", "/tmp")) < 0) {
-                e->tmp_dir = NULL;
-                return -ENOMEM;
-        }
-        if (!mkdtemp(e->tmp_dir)) {
-                r = negative_errno();
-                free(e->tmp_dir);
-                e->tmp_dir = NULL;
-                return r;
-        }
-        if (asprintf(&e->der_path, "%s/signing.der", e->tmp_dir) < 0) {
-                e->der_path = NULL;
-                (void) rmdir(e->tmp_dir);
-                free(e->tmp_dir);
-                e->tmp_dir = NULL;
-                return -ENOMEM;
-        }
-        _cleanup_close_ int fd = open(e->der_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0)
-                return negative_errno();
-        return loop_write(fd, der_copy, (size_t) len);
+        return r;
 }
 
 /* Runs mokutil with args; its stdout goes to *ret_out when that is given, else to our

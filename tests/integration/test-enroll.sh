@@ -7,6 +7,7 @@
 # arguments and answers --test-key the way mokutil 0.6 words its answers. One case reads the
 # real /proc/keys with a key the real kernel holds (keyctl padd to a session keyring), to
 # check that the kernel's own description of a key is what enroll matches.
+# shellcheck disable=SC2317 # the case functions are called through run_case
 srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 # shellcheck source=tests/integration/lib.sh
 . "$srcdir/tests/integration/lib.sh"
@@ -75,7 +76,11 @@ efi_dir() {
 	local d=$WORKDIR/efi-$1
 	mkdir -p "$d/efivars"
 	if [ -n "${2:-}" ]; then
-		printf "\\x06\\x00\\x00\\x00\\x0$2" >"$d/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+		# efivarfs: 4 bytes of attributes (NV|BS|RT), then the one-byte value.
+		case $2 in
+		0) printf '\006\000\000\000\000' ;;
+		1) printf '\006\000\000\000\001' ;;
+		esac >"$d/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 	fi
 	printf '%s' "$d"
 }
@@ -132,7 +137,7 @@ case_not_trusted_no_efi() {
 	json_is "any('.secondary_trusted_keys < $DER' in c for c in o['commands'])"
 	assert_log ""
 	enroll "$fx" "$NOEFI" "$FAKE" 5 --cert "$CERT"
-	grep -q 'CONFIG_SYSTEM_TRUSTED_KEYS' "$LAST_OUT" && grep -q 'module.sig_enforce=1' "$LAST_OUT" ||
+	{ grep -q 'CONFIG_SYSTEM_TRUSTED_KEYS' "$LAST_OUT" && grep -q 'module.sig_enforce=1' "$LAST_OUT"; } ||
 		fail "no explanation of the built-in keys route" "$(cat "$LAST_OUT")"
 	ok "explains the built-in and secondary keyring routes"
 }
@@ -152,7 +157,7 @@ case_import() {
 	assert_log "--test-key $DER
 --import $DER"
 	cmp -s "$LOG.import.der" "$DER" || fail "mokutil was not given the DER certificate"
-	grep -q 'Enroll MOK' "$LAST_OUT" && grep -q 'one-time password' "$LAST_OUT" ||
+	{ grep -q 'Enroll MOK' "$LAST_OUT" && grep -q 'one-time password' "$LAST_OUT"; } ||
 		fail "no next-boot instructions" "$(cat "$LAST_OUT")"
 	ok "imports the DER file keygen wrote; tells what MokManager will ask"
 	enroll "$fx" "$(efi_dir import0 0)" "$FAKE" 0 --json --cert "$CERT"
@@ -227,6 +232,7 @@ case_real_kernel() {
 	# The key goes into a throw-away session keyring: loaded in the real kernel, but in no
 	# keyring that verifies modules. enroll must find it by the kernel's own description,
 	# read the real trusted keyrings with keyctl, and still say "not trusted".
+	# shellcheck disable=SC2016 # the script's variables are its own arguments
 	run_cmd keyctl session - bash -c '
 		id=$(keyctl padd asymmetric "" @s <"$1") || exit 99
 		grep -q "^$(printf %08x "$id") .*asymmetri" /proc/keys || exit 98

@@ -3,6 +3,7 @@
 # the extensions the kernel and shim expect, files with the right modes, written once and
 # never over an existing file; the key signs a module that openssl cms -verify and
 # modsignctl verify accept, and (RSA) byte for byte as Debian's sign-file signs it.
+# shellcheck disable=SC2317 # the case functions are called through run_case
 srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 # shellcheck source=tests/integration/lib.sh
 . "$srcdir/tests/integration/lib.sh"
@@ -69,7 +70,9 @@ check_modes() {
 # check_signs DIR RSA?: the new key signs the test module; openssl and modsignctl verify it;
 # for RSA sign-file makes the very same bytes.
 check_signs() {
-	local dir=$1 rsa=$2 m=$dir/hello.ko o=$dir/hello-sign-file.ko
+	local dir=$1 rsa=$2 m o
+	m=$dir/hello.ko
+	o=$dir/hello-sign-file.ko
 	cp "$REAL_MODULE" "$m"
 	chmod u+w "$m"
 	expect_exit 0 ms sign --key "$dir/signing.key" --cert "$dir/signing.crt" --hash sha256 "$m"

@@ -11,7 +11,8 @@ UNIT_TESTS = \
 	tests/unit/test-key \
 	tests/unit/test-replace \
 	tests/unit/test-kconfig \
-	tests/unit/test-modsign
+	tests/unit/test-modsign \
+	tests/unit/test-keygen
 
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -51,3 +52,7 @@ tests_unit_test_kconfig_LDADD = $(UNIT_LDADD)
 tests_unit_test_modsign_SOURCES = tests/unit/test-modsign.c $(UNIT_UTIL_SOURCES)
 tests_unit_test_modsign_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_modsign_LDADD = $(UNIT_LDADD)
+
+tests_unit_test_keygen_SOURCES = tests/unit/test-keygen.c $(UNIT_UTIL_SOURCES)
+tests_unit_test_keygen_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_keygen_LDADD = $(UNIT_LDADD)
