@@ -15,7 +15,9 @@ INTEGRATION_TESTS = \
 	tests/integration/test-info.sh \
 	tests/integration/test-pkcs11.sh \
 	tests/integration/test-tpm2.sh \
-	tests/integration/test-key-files.sh
+	tests/integration/test-key-files.sh \
+	tests/integration/test-keygen.sh \
+	tests/integration/test-enroll.sh
 
 TESTS += $(INTEGRATION_TESTS)
 

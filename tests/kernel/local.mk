@@ -9,11 +9,14 @@
 # build trees). Exit 77 (skip) only when qemu or linux-source-6.1 is missing.
 
 TESTS += tests/kernel/run-kernel-test.sh
+TESTS += tests/kernel/run-keygen-kernel-test.sh
 
 EXTRA_DIST += \
 	tests/kernel/run-kernel-test.sh \
 	tests/kernel/build-kernel.sh \
 	tests/kernel/finit.c \
+	tests/kernel/run-keygen-kernel-test.sh \
+	tests/kernel/addkey.c \
 	tests/kernel/README.md \
 	tests/kernel/module/Kbuild \
 	tests/kernel/module/Makefile \

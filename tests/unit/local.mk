@@ -12,7 +12,8 @@ UNIT_TESTS = \
 	tests/unit/test-key-ref \
 	tests/unit/test-replace \
 	tests/unit/test-kconfig \
-	tests/unit/test-modsign
+	tests/unit/test-modsign \
+	tests/unit/test-keygen
 
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -56,3 +57,6 @@ tests_unit_test_modsign_LDADD = $(UNIT_LDADD)
 tests_unit_test_key_ref_SOURCES = tests/unit/test-key-ref.c $(UNIT_UTIL_SOURCES)
 tests_unit_test_key_ref_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_key_ref_LDADD = $(UNIT_LDADD)
+tests_unit_test_keygen_SOURCES = tests/unit/test-keygen.c $(UNIT_UTIL_SOURCES)
+tests_unit_test_keygen_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_keygen_LDADD = $(UNIT_LDADD)

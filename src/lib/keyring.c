@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <config.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <linux/keyctl.h>
+#include <openssl/x509v3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "keyring.h"
+#include "macro.h"
+
+const char *const kernel_module_keyrings[] = {
+        ".builtin_trusted_keys",
+        ".secondary_trusted_keys",
+        ".machine",
+};
+const size_t kernel_module_keyrings_n = ELEMENTSOF(kernel_module_keyrings);
+
+static char *hex_lower(const unsigned char *p, size_t n) {
+        static const char digits[] = "0123456789abcdef";
+        char *s = malloc(2 * n + 1);
+
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                s[2 * i] = digits[p[i] >> 4];
+                s[2 * i + 1] = digits[p[i] & 0xf];
+        }
+        s[2 * n] = 0;
+        return s;
+}
+
+int cert_kernel_key_id(X509 *cert, char **ret_hex) {
+        const ASN1_OCTET_STRING *skid = X509_get0_subject_key_id(cert);
+        unsigned char *der = NULL;
+        char *hex;
+        int n;
+
+        if (skid && ASN1_STRING_length(skid) > 0) {
+                hex = hex_lower(ASN1_STRING_get0_data(skid), (size_t) ASN1_STRING_length(skid));
+                if (!hex)
+                        return -ENOMEM;
+                *ret_hex = hex;
+                return 0;
+        }
+
+        /* No SKID: the kernel uses the serial's raw content octets (with any leading 00). A
+         * serial is at most 20 octets (RFC 5280), so its DER length is a single byte. */
+        n = i2d_ASN1_INTEGER(X509_get0_serialNumber(cert), &der);
+        if (n < 3 || der[0] != 0x02 || der[1] >= 0x80 || der[1] != n - 2) {
+                OPENSSL_free(der);
+                return -EBADMSG;
+        }
+        hex = hex_lower(der + 2, (size_t) n - 2);
+        OPENSSL_free(der);
+        if (!hex)
+                return -ENOMEM;
+        *ret_hex = hex;
+        return 0;
+}
+
+/* "%08x %c%c%c%c%c%c%c %5d %4s %08x %5d %5d %-9.9s DESCRIPTION" (security/keys/proc.c) */
+static int parse_line(char *line, struct kernel_key *ret) {
+        char *p = line, *end, *type;
+        unsigned long serial;
+
+        line[strcspn(line, "\n")] = 0;
+        errno = 0;
+        serial = strtoul(p, &end, 16);
+        if (errno != 0 || end == p || serial == 0 || serial > UINT32_MAX || !isspace((unsigned char) *end))
+                return -EINVAL;
+        p = end;
+        /* flags, usage, expiry, permissions, uid, gid */
+        for (int i = 0; i < 6; i++) {
+                p += strspn(p, " \t");
+                if (!*p)
+                        return -EINVAL;
+                p += strcspn(p, " \t");
+        }
+        p += strspn(p, " \t");
+        type = p;
+        p += strcspn(p, " \t");
+        if (p == type || !*p)
+                return -EINVAL;
+        *p++ = 0;
+        p += strspn(p, " \t");
+
+        ret->type = strdup(type);
+        ret->description = strdup(p);
+        if (!ret->type || !ret->description) {
+                free(ret->type);
+                free(ret->description);
+                return -ENOMEM;
+        }
+        ret->serial = (uint32_t) serial;
+        return 0;
+}
+
+int kernel_keys_parse(FILE *f, struct kernel_keys *ret) {
+        struct kernel_keys k = {};
+        _cleanup_free_ char *line = NULL;
+        size_t alloc = 0, line_size = 0;
+
+        while (getline(&line, &line_size, f) >= 0) {
+                struct kernel_key key;
+                int r = parse_line(line, &key);
+
+                if (r == -ENOMEM) {
+                        kernel_keys_done(&k);
+                        return r;
+                }
+                if (r < 0)
+                        continue;
+                if (k.n == alloc) {
+                        size_t na = alloc ? alloc * 2 : 32;
+                        struct kernel_key *nk = reallocarray(k.keys, na, sizeof(*nk));
+
+                        if (!nk) {
+                                free(key.type);
+                                free(key.description);
+                                kernel_keys_done(&k);
+                                return -ENOMEM;
+                        }
+                        k.keys = nk;
+                        alloc = na;
+                }
+                k.keys[k.n++] = key;
+        }
+        if (ferror(f)) {
+                kernel_keys_done(&k);
+                return -EIO;
+        }
+        *ret = k;
+        return 0;
+}
+
+void kernel_keys_done(struct kernel_keys *k) {
+        for (size_t i = 0; i < k->n; i++) {
+                free(k->keys[i].type);
+                free(k->keys[i].description);
+        }
+        free(k->keys);
+        *k = (struct kernel_keys) {};
+}
+
+int kernel_keys_find_keyring(const struct kernel_keys *k, const char *name, uint32_t *ret) {
+        size_t len = strlen(name);
+
+        /* A keyring is described as "NAME: N" or "NAME: empty". */
+        for (size_t i = 0; i < k->n; i++)
+                if (streq(k->keys[i].type, "keyring") && strncmp(k->keys[i].description, name, len) == 0 &&
+                    k->keys[i].description[len] == ':') {
+                        *ret = k->keys[i].serial;
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+bool kernel_key_has_id(const struct kernel_key *key, const char *key_id_hex) {
+        const char *d = key->description, *p;
+        size_t len = strlen(key_id_hex);
+
+        if (!streq(key->type, "asymmetri") && !streq(key->type, "asymmetric"))
+                return false;
+        if (len == 0)
+                return false;
+        /* "SUBJECT: KEYID: X509..."; the SUBJECT may itself hold ": ", so look at every
+         * occurrence of KEYID for the one between ": " and ":" (or the end). */
+        for (p = strstr(d, key_id_hex); p; p = strstr(p + 1, key_id_hex)) {
+                if (p - d < 2 || p[-2] != ':' || p[-1] != ' ')
+                        continue;
+                if (p[len] == ':' || p[len] == 0)
+                        return true;
+        }
+        return false;
+}
+
+int keyring_read_members(uint32_t keyring, uint32_t **ret, size_t *ret_n) {
+        _cleanup_free_ uint32_t *buf = NULL;
+        long n, size = 0;
+
+        /* The size may change between the two calls; retry until it fits. */
+        for (int attempt = 0; attempt < 8; attempt++) {
+                n = syscall(SYS_keyctl, KEYCTL_READ, (unsigned long) keyring, buf, (unsigned long) size);
+                if (n < 0)
+                        return negative_errno();
+                if (n <= size) {
+                        *ret_n = (size_t) n / sizeof(uint32_t);
+                        *ret = TAKE_PTR(buf);
+                        return 0;
+                }
+                free(buf);
+                size = n;
+                buf = malloc((size_t) size);
+                if (!buf)
+                        return -ENOMEM;
+        }
+        return -EAGAIN;
+}
+
+int keyring_parse_members(const char *text, uint32_t **ret, size_t *ret_n) {
+        _cleanup_free_ uint32_t *v = NULL;
+        size_t n = 0, alloc = 0;
+        const char *p = text;
+
+        for (;;) {
+                unsigned long x;
+                char *end;
+
+                p += strspn(p, " \t\n");
+                if (!*p)
+                        break;
+                errno = 0;
+                x = strtoul(p, &end, 16);
+                if (errno != 0 || end == p || x == 0 || x > UINT32_MAX || (*end && !isspace((unsigned char) *end)))
+                        return -EINVAL;
+                if (n == alloc) {
+                        size_t na = alloc ? alloc * 2 : 8;
+                        uint32_t *nv = reallocarray(v, na, sizeof(*nv));
+
+                        if (!nv)
+                                return -ENOMEM;
+                        v = nv;
+                        alloc = na;
+                }
+                v[n++] = (uint32_t) x;
+                p = end;
+        }
+        *ret = TAKE_PTR(v);
+        *ret_n = n;
+        return 0;
+}

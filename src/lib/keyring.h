@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What the running kernel trusts: its keys as /proc/keys lists them, and the members of its
+ * trusted keyrings (keyctl KEYCTL_READ).
+ *
+ * /proc/keys names no keyring a key is in, so a certificate's key is found there by its
+ * description, and its keyrings by reading each trusted keyring. The kernel describes an
+ * X.509 key (crypto/asymmetric_keys/x509_public_key.c, asymmetric_type.c) as
+ *     "SUBJECT: KEYID: X509.ALGO LAST4 []"
+ * where SUBJECT is the CN (or "O: CN"), KEYID the subjectKeyIdentifier in lowercase hex, or
+ * the serial number's DER content bytes when the certificate has no SKID. */
+
+#include <openssl/x509.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct kernel_key {
+        uint32_t serial;
+        char *type;          /* as /proc/keys prints it: at most 9 characters ("asymmetri") */
+        char *description;   /* the rest of the line */
+};
+
+struct kernel_keys {
+        struct kernel_key *keys;
+        size_t n;
+};
+
+/* The keyrings whose keys verify module signatures in the kernels we know
+ * (VERIFY_USE_SECONDARY_KEYRING: the built-in keys, the secondary keyring, and .machine,
+ * which the secondary links; .platform verifies kexec images, not modules). */
+extern const char *const kernel_module_keyrings[];
+extern const size_t kernel_module_keyrings_n;
+
+/* The KEYID of a certificate, as the kernel writes it in the key's description. */
+int cert_kernel_key_id(X509 *cert, char **ret_hex);
+
+/* Parses the text of /proc/keys. Lines that do not parse are skipped. */
+int kernel_keys_parse(FILE *f, struct kernel_keys *ret);
+void kernel_keys_done(struct kernel_keys *k);
+
+/* The serial of the keyring named 'name' (-ENOENT when there is none). */
+int kernel_keys_find_keyring(const struct kernel_keys *k, const char *name, uint32_t *ret);
+
+/* Whether an asymmetric key's description carries key_id_hex as its KEYID. */
+bool kernel_key_has_id(const struct kernel_key *key, const char *key_id_hex);
+
+/* The serials of a keyring's direct members, with keyctl(KEYCTL_READ). */
+int keyring_read_members(uint32_t keyring, uint32_t **ret, size_t *ret_n);
+
+/* The same from text: key serials in hex, separated by white space (for tests that stand in
+ * for the kernel). -EINVAL on anything else. */
+int keyring_parse_members(const char *text, uint32_t **ret, size_t *ret_n);
