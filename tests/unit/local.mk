@@ -51,3 +51,8 @@ tests_unit_test_kconfig_LDADD = $(UNIT_LDADD)
 tests_unit_test_modsign_SOURCES = tests/unit/test-modsign.c $(UNIT_UTIL_SOURCES)
 tests_unit_test_modsign_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_modsign_LDADD = $(UNIT_LDADD)
+
+UNIT_TESTS += tests/unit/test-audit
+tests_unit_test_audit_SOURCES = tests/unit/test-audit.c $(UNIT_UTIL_SOURCES)
+tests_unit_test_audit_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS) -pthread
+tests_unit_test_audit_LDADD = $(UNIT_LDADD) -lpthread
