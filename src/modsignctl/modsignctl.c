@@ -34,6 +34,7 @@ static const struct command commands[] = {
         { "status", cmd_status, "show what the running modsignd is doing" },
         { "scan", cmd_scan, "have modsignd sign what needs it in a kernel or a tree" },
         { "reload", cmd_reload, "have modsignd read its configuration and key again" },
+        { "audit", cmd_audit, "verify the audit log's hash chain, or show its records" },
 };
 
 static void help(void) {
@@ -54,7 +55,8 @@ static void help(void) {
                "\n"
                "'modsignctl COMMAND --help' shows a command's options. See modsignctl(8).\n"
                "Exit status: 0 success, 1 error, 2 usage, 3 unsigned, 4 bad signature,\n"
-               "5 untrusted signer, 6 not a valid module, 7 modsignd not running.\n",
+               "5 untrusted signer, 6 not a valid module, 7 modsignd not running,\n"
+               "8 audit log chain broken.\n",
                CLIENT_DEFAULT_SOCKET);
 }
 
@@ -63,6 +65,7 @@ int exit_code_merge(int a, int b) {
         static const int rank[] = {
                 [EXIT_OK] = 0,        [EXIT_UNSIGNED] = 1, [EXIT_UNTRUSTED] = 2, [EXIT_BAD_SIGNATURE] = 3,
                 [EXIT_NOT_MODULE] = 4, [EXIT_ERROR] = 5,    [EXIT_DAEMON_DOWN] = 6, [EXIT_USAGE] = 7,
+                [EXIT_AUDIT_BROKEN] = 5,
         };
         return rank[a] >= rank[b] ? a : b;
 }
