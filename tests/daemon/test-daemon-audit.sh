@@ -166,6 +166,31 @@ N_BEFORE=$(wc -l <"$LOG")
 daemon_start activate
 run_case "a restarted daemon continues the chain" case_restart_continues "$N_BEFORE"
 
+case_cli_and_daemon() {
+	local rec n
+	step "modsignctl sign as root appends to the daemon's log (requester cli) while the daemon runs"
+	cp "$WORKDIR/src/ssmall.ko" "$WORKDIR/out/cli.ko"
+	expect_exit 0 env "MODSIGND_STATE_DIRECTORY=$WORKDIR/d/state" "$MODSIGNCTL" sign --key "$(key_of a)" --cert "$CERT" \
+		--hash sha256 "$WORKDIR/out/cli.ko"
+	rec=$(last_record_where ".path == \"$WORKDIR/out/cli.ko\"")
+	expect_field "$rec" .event signed
+	expect_field "$rec" .requester cli
+	expect_field "$rec" .rule cli
+	expect_field "$rec" .key "$FPR"
+	expect_field "$rec" .sha256_before "$(sha "$WORKDIR/src/ssmall.ko")"
+	expect_field "$rec" .sha256_after "$(sha "$WORKDIR/out/cli.ko")"
+	ok "$rec"
+	step "the daemon's next record follows the CLI's"
+	n=$(jq -r .seq <<<"$rec")
+	cp "$WORKDIR/src/wsmall.ko" "$UPD/after-cli.ko"
+	wait_signed "$UPD/after-cli.ko"
+	rec=$(last_record_where ".path == \"$UPD/after-cli.ko\"")
+	expect_field "$rec" .seq $((n + 1))
+	expect_exit 0 "$MODSIGNCTL" audit verify --file "$LOG"
+	ok "$(cat "$LAST_OUT")"
+}
+run_case "modsignctl sign and the daemon share one chain" case_cli_and_daemon
+
 # tampered COPY-NAME: a copy of the log to tamper with.
 tampered() {
 	cp "$LOG" "$WORKDIR/$1"
