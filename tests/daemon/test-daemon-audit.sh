@@ -140,7 +140,7 @@ run_case "every decision is recorded, and the chain is intact" case_records
 HEAD=
 case_head_at_stop() {
 	local n last
-	daemon_stop
+	daemon_stop 20
 	n=$(wc -l <"$LOG")
 	last=$(tail -n 1 "$LOG" | tr -d '\n' | sha256sum | cut -d' ' -f1)
 	step "the head the daemon logged at stop is the log's: $n:$last"
@@ -251,7 +251,7 @@ case_fail_closed() {
 	[ "$(sha "$UPD/closed.ko")" = "$snap" ] || fail "$UPD/closed.ko was changed although its record could not be written"
 	ok "$(grep -F "failed to sign $UPD/closed.ko" "$DAEMON_LOG" | tail -n 1)"
 	log_has "cannot append to the audit log" || fail "the audit failure was not logged"
-	daemon_stop
+	daemon_stop 20
 	step "a new daemon refuses to start on a log whose tail is not a record"
 	run_cmd timeout 20 "$MODSIGND" --config "$DAEMON_CONF"
 	if [ "$LAST_RC" -eq 0 ] || ! grep -q "cannot open the audit log" "$LAST_ERR"; then
