@@ -191,6 +191,36 @@ case_cli_and_daemon() {
 }
 run_case "modsignctl sign and the daemon share one chain" case_cli_and_daemon
 
+case_reload_rotate() {
+	local rec fpr_b n
+	# (a reload also looks at the watched trees again: foreign.ko is refused again after it)
+	step "a reload with the same key: reloaded"
+	wait_idle
+	n=$(wc -l <"$LOG")
+	ctl reload
+	[ "$LAST_RC" -eq 0 ] || fail "modsignctl reload failed (exit $LAST_RC)"
+	rec=$(record $((n + 1)))
+	expect_field "$rec" .event reloaded
+	expect_field "$rec" .key "$FPR"
+	ok "$rec"
+	step "a reload that brings key b: reloaded, then key-rotated naming the previous key"
+	fpr_b=$(openssl x509 -in "$(cert_of b)" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')
+	sed -i "s|^PrivateKey=.*|PrivateKey=$(key_of b)|; s|^Certificate=.*|Certificate=$(cert_of b)|" "$DAEMON_CONF"
+	wait_idle
+	n=$(wc -l <"$LOG")
+	ctl reload
+	[ "$LAST_RC" -eq 0 ] || fail "modsignctl reload with key b failed (exit $LAST_RC)"
+	expect_field "$(record $((n + 1)))" .event reloaded
+	rec=$(record $((n + 2)))
+	expect_field "$rec" .event key-rotated
+	expect_field "$rec" .key "$fpr_b"
+	expect_field "$rec" .reason "the previous key was $FPR"
+	ok "$rec"
+	wait_idle
+	expect_exit 0 "$MODSIGNCTL" audit verify --file "$LOG"
+}
+run_case "reloads and key rotation are recorded" case_reload_rotate
+
 # tampered COPY-NAME: a copy of the log to tamper with.
 tampered() {
 	cp "$LOG" "$WORKDIR/$1"
