@@ -1,5 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* SHA-256 of a whole file from its start, as lowercase hex: what the audit trail records. */
 int digest_fd_sha256(int fd, char ret[65]);
+
+/* SHA-256 of the first 'len' bytes of fd followed by 'extra': the hash of a module once the
+ * signature modsignd returned for it (extra) is appended to its unsigned body. */
+int digest_fd_prefix_sha256(int fd, uint64_t len, const void *extra, size_t extra_len, char ret[65]);

@@ -3,10 +3,13 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
+#include "digest.h"
 #include "kconfig.h"
 #include "key-backend.h"
 #include "key.h"
@@ -136,7 +139,51 @@ struct pending {
         struct replace_batch batch;
         char *report[BATCH_MAX]; /* what to print once the module is in place */
         const char *path[BATCH_MAX];
+        struct audit_record rec[BATCH_MAX]; /* strings: see cli_record_done() */
 };
+
+/* Run as root with modsignd's state directory present, signing leaves records in its audit
+ * log too (requester "cli"). The key's holder could sign without us, so a log that cannot be
+ * written is a warning here, not a refusal (modsignd(8) fails closed; we cannot). */
+static struct audit_log *cli_audit;
+static const char *cli_fingerprint;
+
+static void cli_audit_open(X509 *cert) {
+        static char fpr[65];
+        _cleanup_free_ char *dir = NULL;
+        struct stat st;
+        int r;
+
+        if (geteuid() != 0 || audit_state_directory(&dir) < 0 || stat(dir, &st) < 0)
+                return;
+        r = audit_log_open(dir, &cli_audit);
+        if (r < 0)
+                log_warning("%s/%s: cannot record in the audit log: %s; signing without records", dir, AUDIT_LOG_FILE,
+                            r == -EBADMSG ? "its last line is not a complete record" : strerror(-r));
+        if (cert_fingerprint_sha256(cert, fpr) >= 0)
+                cli_fingerprint = fpr;
+}
+
+static void cli_record(const char *path, struct audit_record *rec) {
+        int r;
+
+        if (!cli_audit)
+                return;
+        rec->path = path;
+        rec->key_fingerprint = cli_fingerprint;
+        rec->requester = (struct audit_requester) { .kind = AUDIT_REQUESTER_CLI };
+        r = audit_log_append(cli_audit, rec, NULL, NULL);
+        if (r < 0)
+                log_warning("%s: cannot record in the audit log %s: %s", path, audit_log_path(cli_audit), strerror(-r));
+}
+
+static void cli_record_done(struct audit_record *rec) {
+        free((char *) rec->module);
+        free((char *) rec->version);
+        free((char *) rec->kernel);
+        free((char *) rec->sha256_before);
+        *rec = (struct audit_record) {};
+}
 
 static int pending_commit(struct pending *p) {
         int results[BATCH_MAX], code = EXIT_OK;
@@ -151,8 +198,19 @@ static int pending_commit(struct pending *p) {
                         else
                                 log_error_errno(results[i], "%s: replacing the module failed: %m", p->path[i]);
                         code = exit_code_merge(code, EXIT_ERROR);
-                } else if (!arg_global.quiet)
-                        printf("%s\n", p->report[i] ?: p->path[i]);
+                        p->rec[i].event = AUDIT_EVENT_FAILED;
+                        p->rec[i].reason = "replacing the module failed";
+                        cli_record(p->path[i], &p->rec[i]);
+                } else {
+                        char after[65] = "";
+                        _cleanup_close_ int fd = open(p->path[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                        if (cli_audit && fd >= 0 && digest_fd_sha256(fd, after) >= 0)
+                                p->rec[i].sha256_after = after;
+                        cli_record(p->path[i], &p->rec[i]);
+                        if (!arg_global.quiet)
+                                printf("%s\n", p->report[i] ?: p->path[i]);
+                }
+                cli_record_done(&p->rec[i]);
                 free(p->report[i]);
                 p->report[i] = NULL;
         }
@@ -160,8 +218,10 @@ static int pending_commit(struct pending *p) {
 }
 
 static void pending_done(struct pending *p) {
-        for (size_t i = 0; i < p->batch.n; i++)
+        for (size_t i = 0; i < p->batch.n; i++) {
                 free(p->report[i]);
+                cli_record_done(&p->rec[i]);
+        }
         replace_batch_done(&p->batch);
 }
 
@@ -190,7 +250,26 @@ static int sign_one(struct sign_args *a, const struct signer *signer, bool repla
                 .batch = &p->batch,
         };
         r = modsign_sign(&m.file, &req, &outcome, &why);
+        struct audit_record rec = { .event = AUDIT_EVENT_SIGNED };
+        if (cli_audit && (r < 0 || outcome != MODSIGN_UNCHANGED)) {
+                char digest[65];
+                _cleanup_free_ char *release = NULL;
+                if (digest_fd_sha256(m.file.fd, digest) >= 0)
+                        rec.sha256_before = strdup(digest);
+                rec.module = m.file.meta.name ? strdup(m.file.meta.name) : NULL;
+                rec.version = m.file.meta.version ? strdup(m.file.meta.version) : NULL;
+                if (a->kernel || module_vermagic_release(m.file.meta.vermagic, &release) >= 0)
+                        rec.kernel = strdup(a->kernel ?: release);
+                rec.event = m.file.meta.n_signatures > 0 ? AUDIT_EVENT_RESIGNED : AUDIT_EVENT_SIGNED;
+                rec.rule = "cli";
+                rec.reason = hash;
+        }
         if (r < 0) {
+                rec.event = r == -EEXIST ? AUDIT_EVENT_REFUSED : AUDIT_EVENT_FAILED;
+                rec.rule = r == -EEXIST ? "signed-by-another-key" : NULL;
+                rec.reason = why ?: strerror(-r);
+                cli_record(path, &rec);
+                cli_record_done(&rec);
                 if (r == -EEXIST)
                         log_error("%s: %s", path, why);
                 else if (why)
@@ -212,6 +291,7 @@ static int sign_one(struct sign_args *a, const struct signer *signer, bool repla
                 report = NULL; /* only the report line is lost */
         p->report[before] = report;
         p->path[before] = path;
+        p->rec[before] = rec; /* recorded once it is in place */
         return p->batch.n >= BATCH_MAX ? pending_commit(p) : EXIT_OK;
 }
 
@@ -321,11 +401,13 @@ int cmd_sign(int argc, char *argv[]) {
                 return EXIT_ERROR;
         }
 
+        cli_audit_open(cert);
         struct pending p = {};
         for (int i = optind; i < argc; i++)
                 code = exit_code_merge(code, sign_one(&a, signer, replace, argv[i], &p));
         code = exit_code_merge(code, pending_commit(&p));
         pending_done(&p);
+        cli_audit = audit_log_free(cli_audit);
 
         signer_free(signer);
         return code;

@@ -39,6 +39,7 @@ static const struct command commands[] = {
         { "dkms-check", cmd_dkms_check, "check (and sign) the DKMS modules of kernels" },
         { "keygen", cmd_keygen, "make a new signing key and its self-signed certificate" },
         { "enroll", cmd_enroll, "make the kernel trust the certificate (MOK via mokutil)" },
+        { "audit", cmd_audit, "verify the audit log's hash chain, or show its records" },
 };
 
 static void help(void) {
@@ -61,7 +62,8 @@ static void help(void) {
                "\n"
                "'modsignctl COMMAND --help' shows a command's options. See modsignctl(8).\n"
                "Exit status: 0 success, 1 error, 2 usage, 3 unsigned, 4 bad signature,\n"
-               "5 untrusted signer, 6 not a valid module, 7 modsignd not running.\n",
+               "5 untrusted signer, 6 not a valid module, 7 modsignd not running,\n"
+               "8 audit log chain broken.\n",
                CLIENT_DEFAULT_SOCKET);
 }
 
@@ -70,6 +72,7 @@ int exit_code_merge(int a, int b) {
         static const int rank[] = {
                 [EXIT_OK] = 0,        [EXIT_UNSIGNED] = 1, [EXIT_UNTRUSTED] = 2, [EXIT_BAD_SIGNATURE] = 3,
                 [EXIT_NOT_MODULE] = 4, [EXIT_ERROR] = 5,    [EXIT_DAEMON_DOWN] = 6, [EXIT_USAGE] = 7,
+                [EXIT_AUDIT_BROKEN] = 5,
         };
         return rank[a] >= rank[b] ? a : b;
 }

@@ -18,6 +18,7 @@ enum {
         EXIT_UNTRUSTED = 5,
         EXIT_NOT_MODULE = 6,
         EXIT_DAEMON_DOWN = 7,   /* status, scan, reload: modsignd is not running */
+        EXIT_AUDIT_BROKEN = 8,  /* audit verify: the hash chain is broken */
 };
 
 struct global_args {
@@ -68,3 +69,8 @@ int cmd_dkms_sign_file(int argc, char *argv[]);
 int cmd_dkms_check(int argc, char *argv[]);
 int cmd_keygen(int argc, char *argv[]);
 int cmd_enroll(int argc, char *argv[]);
+int cmd_audit(int argc, char *argv[]);
+
+/* The audit log's directory: $MODSIGND_STATE_DIRECTORY, else StateDirectory= of the
+ * configuration, else /var/lib/modsignd. */
+int audit_state_directory(char **ret);

@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "daemon-audit.h"
 #include "daemon.h"
 #include "digest.h"
 #include "journal.h"
@@ -35,6 +36,13 @@ struct tree_job {
         char *release;
         char *hash;
         char sha256[65];
+        /* for the audit record */
+        struct audit_log *audit;   /* the daemon's; it outlives every job */
+        const char *rule;
+        char *module_name, *version;
+        char sha256_before[65];
+        bool resigned;
+        struct daemon_audit_entry audit_entry; /* of a signature, appended on the worker */
 };
 
 bool module_file_name(const char *name) {
@@ -86,12 +94,74 @@ static void note_written(const struct stat *st, void *userdata) {
         watcher_note_own_file(st);
 }
 
+/* Name, version and digest of the module as found, for its record. */
+static void note_module(struct tree_job *t, const struct module_file *m) {
+        if (!t->sha256_before[0])
+                (void) digest_fd_sha256(m->fd, t->sha256_before);
+        if (!t->module_name && m->meta.name)
+                t->module_name = strdup(m->meta.name);
+        if (!t->version && m->meta.version)
+                t->version = strdup(m->meta.version);
+}
+
+/* The new file is written but not in place yet (batch): record the signature, and only then
+ * put it in place. If the record cannot be written, the module stays as it was. */
+static int record_and_commit(struct tree_job *t, struct replace_batch *batch, const char **ret_why) {
+        char path[PATH_MAX], proc[64];
+        int results[1], r;
+
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", batch->items[0].fd);
+        {
+                /* The replacement's own descriptor is write-only: read it through /proc. */
+                _cleanup_close_ int fd = open(proc, O_RDONLY | O_CLOEXEC);
+                if (fd >= 0)
+                        (void) digest_fd_sha256(fd, t->sha256);
+        }
+        snprintf(path, sizeof(path), "%s/%s", t->dir, t->name);
+        struct audit_record rec = {
+                .event = t->resigned ? AUDIT_EVENT_RESIGNED : AUDIT_EVENT_SIGNED,
+                .path = path,
+                .module = t->module_name,
+                .version = t->version,
+                .kernel = t->release,
+                .sha256_before = t->sha256_before[0] ? t->sha256_before : NULL,
+                .sha256_after = t->sha256[0] ? t->sha256 : NULL,
+                .key_fingerprint = t->key->fingerprint,
+                .requester = daemon_audit_requester(t->requester),
+                .rule = t->requester ? "scan" : "watched-tree",
+                .reason = t->hash,
+        };
+        free(t->audit_entry.line);
+        r = daemon_audit_append_to(t->audit, &rec, &t->audit_entry);
+        if (r < 0) {
+                *ret_why = "the audit log cannot be written; the signature was not put in place";
+                return r;
+        }
+        r = replace_batch_commit(batch, results);
+        if (r < 0) {
+                /* Recorded as signed, yet not in place: say so in the log too. */
+                struct daemon_audit_entry e;
+                rec.event = AUDIT_EVENT_FAILED;
+                rec.sha256_after = NULL;
+                rec.reason = r == -ESTALE ? "the module changed while it was being signed; the signed copy was dropped"
+                                          : "the signed module could not be put in place";
+                if (daemon_audit_append_to(t->audit, &rec, &e) >= 0) {
+                        free(t->audit_entry.line);
+                        t->audit_entry = e;
+                }
+                *ret_why = r == -ESTALE ? "the module changed while it was being signed" : "replacing the module failed";
+                t->sha256[0] = '\0';
+        }
+        return r;
+}
+
 static void tree_job_run(struct job *j) {
         struct tree_job *t = (struct tree_job *) j;
         struct tree_result *res = &t->result;
         struct module_file m;
         _cleanup_close_ int dir_fd = -EBADF;
         enum modsign_outcome outcome;
+        struct replace_batch batch = {};
         const char *why = NULL;
         int r;
 
@@ -117,11 +187,15 @@ static void tree_job_run(struct job *j) {
 
         if (module_vermagic_release(m.meta.vermagic, &t->release) < 0) {
                 *res = (struct tree_result) { .outcome = TREE_REFUSED, .error = -EINVAL, .why = "no usable vermagic" };
+                t->rule = "vermagic";
+                note_module(t, &m);
                 goto out;
         }
         if (!kernel_installed_for(t->dir, t->release)) {
                 *res = (struct tree_result) { .outcome = TREE_REFUSED, .error = -ENOENT,
                                               .why = "built for a kernel that is not installed" };
+                t->rule = "kernel-not-installed";
+                note_module(t, &m);
                 goto out;
         }
         r = signing_key_pick_hash(t->key, NULL, t->release, &t->hash);
@@ -140,13 +214,22 @@ static void tree_job_run(struct job *j) {
                 .existing = MODSIGN_EXISTING_REFUSE,
                 .write_module = true,
                 .threads = 1, /* the pool already keeps every core busy */
+                .batch = &batch, /* in place only once recorded: record_and_commit() */
         };
         r = modsign_sign(&m, &req, &outcome, &why);
+        if (r != 0 || outcome != MODSIGN_UNCHANGED)
+                note_module(t, &m); /* the original is untouched until the commit */
+        if (r == 0 && outcome == MODSIGN_SIGNED) {
+                t->resigned = m.meta.n_signatures > 0;
+                r = record_and_commit(t, &batch, &why);
+        }
+        replace_batch_done(&batch);
         if (r == -EEXIST) {
                 res->outcome = TREE_FOREIGN;
+                t->rule = "signed-by-another-key";
                 goto out;
         }
-        if (r == -ESTALE && t->attempt < TREE_ATTEMPTS) {
+        if (r == -ESTALE && !t->audit_entry.error && t->attempt < TREE_ATTEMPTS) {
                 /* Changed while we worked (a chmod after close, a second writer): nothing was
                  * written; look at it again as it is now. */
                 module_file_close(&m);
@@ -154,6 +237,9 @@ static void tree_job_run(struct job *j) {
                 free(t->release);
                 free(t->hash);
                 t->release = t->hash = NULL;
+                t->sha256_before[0] = '\0';
+                free(t->audit_entry.line); /* that attempt's records are in the log already */
+                t->audit_entry = (struct daemon_audit_entry) {};
                 t->attempt++;
                 (void) usleep(10000);
                 tree_job_run(j);
@@ -168,15 +254,7 @@ static void tree_job_run(struct job *j) {
                 goto out;
         }
 
-        res->outcome = TREE_SIGNED;
-        {
-                _cleanup_close_ int fd = openat(dir_fd, t->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                struct stat st;
-
-                /* The digest of what we wrote, for the record (unless replaced already). */
-                if (fd >= 0 && fstat(fd, &st) >= 0 && st.st_ino == res->ino)
-                        (void) digest_fd_sha256(fd, t->sha256);
-        }
+        res->outcome = TREE_SIGNED; /* t->sha256: the digest of what we wrote, taken before the commit */
 out:
         module_file_close(&m);
 }
@@ -201,6 +279,27 @@ static void tree_job_done(struct job *j) {
                 .fingerprint = t->key->fingerprint,
                 .requester = t->requester ?: "watcher",
         };
+
+        /* The record of this decision: a signature's was written on the worker, before the
+         * module was put in place; a refusal's or failure's is written now. */
+        if ((res->outcome == TREE_FOREIGN || res->outcome == TREE_REFUSED || res->outcome == TREE_FAILED) &&
+            !t->audit_entry.line && !t->audit_entry.error) {
+                struct audit_record rec = {
+                        .event = res->outcome == TREE_FAILED ? AUDIT_EVENT_FAILED : AUDIT_EVENT_REFUSED,
+                        .path = path,
+                        .module = t->module_name,
+                        .version = t->version,
+                        .kernel = t->release,
+                        .sha256_before = t->sha256_before[0] ? t->sha256_before : NULL,
+                        .key_fingerprint = t->key->fingerprint,
+                        .requester = daemon_audit_requester(t->requester),
+                        .rule = t->rule,
+                        .reason = res->outcome == TREE_FOREIGN ? "signed by another key; left alone" : res->why,
+                };
+                (void) daemon_audit_append(d, &rec, &t->audit_entry);
+        }
+        ev.audit_record = t->audit_entry.line;
+        ev.audit_head = t->audit_entry.head[0] ? t->audit_entry.head : NULL;
 
         switch (res->outcome) {
         case TREE_SIGNED:
@@ -236,6 +335,9 @@ static void tree_job_done(struct job *j) {
                 break;
         }
 
+        if (res->outcome != TREE_NOT_MODULE && res->outcome != TREE_UNCHANGED && res->outcome != TREE_CANCELLED)
+                daemon_audit_done(d, &t->audit_entry);
+        free(t->audit_entry.line);
         if (t->done_cb)
                 t->done_cb(d, res, t->userdata);
         daemon_notify_status(d);
@@ -246,6 +348,8 @@ static void tree_job_done(struct job *j) {
         free(t->requester);
         free(t->release);
         free(t->hash);
+        free(t->module_name);
+        free(t->version);
         free(t);
 }
 
@@ -265,6 +369,7 @@ int daemon_queue_tree_module(struct daemon *d, const char *dir, const char *name
         t->requester = requester ? strdup(requester) : NULL;
         t->done_cb = done;
         t->userdata = userdata;
+        t->audit = d->audit;
         if (!t->dir || !t->name || (requester && !t->requester)) {
                 r = -ENOMEM;
                 goto fail;
@@ -316,10 +421,36 @@ int daemon_reload(struct daemon *d) {
                 return r;
         }
 
+        char old_fingerprint[sizeof(d->key->fingerprint)];
+        memcpy(old_fingerprint, d->key->fingerprint, sizeof(old_fingerprint));
+        if (!streq(c.state_directory, d->config.state_directory))
+                log_warning("StateDirectory= changed to %s: the audit log stays in %s until modsignd restarts",
+                            c.state_directory, d->config.state_directory);
         signing_key_unref(d->key);
         d->key = key;
         config_done(&d->config);
         d->config = c;
+        {
+                struct audit_record rec = {
+                        .event = AUDIT_EVENT_RELOADED,
+                        .key_fingerprint = key->fingerprint,
+                        .requester = { .kind = AUDIT_REQUESTER_DAEMON },
+                        .reason = "configuration and key reloaded",
+                };
+                _cleanup_free_ char *why = NULL;
+                struct daemon_audit_entry ae;
+
+                (void) daemon_audit_append(d, &rec, &ae);
+                daemon_audit_done(d, &ae);
+                if (!streq(old_fingerprint, key->fingerprint)) {
+                        rec.event = AUDIT_EVENT_KEY_ROTATED;
+                        if (asprintf(&why, "the previous key was %s", old_fingerprint) < 0)
+                                why = NULL;
+                        rec.reason = why ?: "the key changed";
+                        (void) daemon_audit_append(d, &rec, &ae);
+                        daemon_audit_done(d, &ae);
+                }
+        }
 
         /* The trees to watch may have changed: watch them anew (and look at everything once). */
         watcher_free(d->watcher);

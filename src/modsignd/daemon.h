@@ -38,6 +38,9 @@ struct daemon {
         struct daemon_stats stats;
         uint64_t start_usec;
         bool stopping;
+        struct audit_log *audit;          /* daemon-audit.h */
+        sd_event_source *audit_timer;
+        uint64_t audit_head_logged_seq;
 };
 
 enum tree_outcome {

@@ -61,7 +61,9 @@ void log_module_event(int priority, const struct module_event *ev, const char *f
                 sd_journal_send("MESSAGE=%s", message, "PRIORITY=%i", priority, "MESSAGE_ID=%s", ev->message_id,
                                 "MODSIGND_MODULE=%s", ev->module ?: "", "MODSIGND_KERNEL=%s", ev->kernel ?: "",
                                 "MODSIGND_SHA256=%s", ev->sha256 ?: "", "MODSIGND_KEY_FINGERPRINT=%s",
-                                ev->fingerprint ?: "", "MODSIGND_REQUESTER=%s", ev->requester ?: "", NULL);
+                                ev->fingerprint ?: "", "MODSIGND_REQUESTER=%s", ev->requester ?: "",
+                                "MODSIGND_AUDIT_RECORD=%s", ev->audit_record ?: "", "MODSIGND_AUDIT_HEAD=%s",
+                                ev->audit_head ?: "", NULL);
                 return;
         }
         if (priority > LOG_INFO && log_get_max_level() < LOG_LEVEL_DEBUG)

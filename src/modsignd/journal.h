@@ -11,6 +11,8 @@
 #define MSGID_KEY_LOADED "793f18589a8249e686c47ccb1b885ae2"
 #define MSGID_CONFIG_RELOADED "fe5fe4de18be4cad979c5f1e46cb7257"
 #define MSGID_RELOAD_FAILED "6563a022d833445dacaca38ba71b0d1d"
+#define MSGID_AUDIT_HEAD "5b5b707b6d9d437aaef30de27773db8d"
+#define MSGID_AUDIT_FAILED "cd6714cb36d242c7a657ed2c04819200"
 
 /* Detects the journal and routes log_*() there. */
 void journal_setup(void);
@@ -22,6 +24,8 @@ struct module_event {
         const char *sha256;      /* of the module as written, may be NULL */
         const char *fingerprint; /* of the signing certificate, may be NULL */
         const char *requester;   /* "watcher", "pid=N uid=0 comm=dkms", ... */
+        const char *audit_record; /* the audit log line of this decision, may be NULL */
+        const char *audit_head;  /* "COUNT:HASH" of the audit log with it last, may be NULL */
 };
 
 /* One line (or one journal record) about one module. priority: a syslog priority. */

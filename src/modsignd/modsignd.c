@@ -13,6 +13,7 @@
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
+#include "daemon-audit.h"
 #include "daemon.h"
 #include "journal.h"
 #include "log.h"
@@ -160,6 +161,24 @@ static int run(int argc, char *argv[]) {
         /* WATCHDOG=1 at half of WatchdogSec=, from the loop itself: a wedged loop is caught. */
         (void) sd_event_set_watchdog(d.event, true);
 
+        /* Nothing is signed that cannot be recorded: no audit log, no daemon. */
+        r = daemon_audit_open(&d);
+        if (r < 0)
+                goto finish;
+        {
+                struct daemon_audit_entry ae;
+                struct audit_record rec = {
+                        .event = AUDIT_EVENT_KEY_LOADED,
+                        .key_fingerprint = d.key->fingerprint,
+                        .requester = { .kind = AUDIT_REQUESTER_DAEMON },
+                        .reason = "modsignd " PACKAGE_VERSION " started",
+                };
+                r = daemon_audit_append(&d, &rec, &ae);
+                daemon_audit_done(&d, &ae);
+                if (r < 0)
+                        goto finish;
+        }
+
         r = workers_new(d.event, d.config.workers, &d.workers);
         if (r < 0) {
                 log_error_errno(r, "cannot start worker threads: %m");
@@ -193,6 +212,7 @@ finish:
         workers_free(d.workers);
         server_free(d.server);
         watcher_free(d.watcher);
+        daemon_audit_close(&d);
         signing_key_unref(d.key);
         config_done(&d.config);
         sd_event_unref(d.event);

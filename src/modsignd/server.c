@@ -14,7 +14,9 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "daemon-audit.h"
 #include "daemon.h"
+#include "digest.h"
 #include "journal.h"
 #include "log.h"
 #include "macro.h"
@@ -130,6 +132,10 @@ struct sign_job {
         size_t blob_len;
         uint64_t body_len;
         bool ran;
+        /* for the audit record */
+        char *module_name, *version;
+        char sha256_before[65], sha256_after[65];
+        bool resigned;
 };
 
 static void sign_job_run(struct job *j) {
@@ -146,6 +152,9 @@ static void sign_job_run(struct job *j) {
                 t->rule = r == -ENOEXEC ? "not-a-module" : NULL;
                 return;
         }
+        (void) digest_fd_sha256(m.fd, t->sha256_before);
+        t->module_name = m.meta.name ? strdup(m.meta.name) : NULL;
+        t->version = m.meta.version ? strdup(m.meta.version) : NULL;
         if (m.compression != COMPRESSION_NONE) {
                 t->error = -EMEDIUMTYPE;
                 t->why = "compressed module: send it before compression, or sign it in place with 'modsignctl sign'";
@@ -198,6 +207,19 @@ static void sign_job_run(struct job *j) {
                 goto out;
         }
         t->body_len = m.meta.body_len;
+        t->resigned = m.meta.n_signatures > 0;
+        {
+                /* What the client will have once it appends what we send back. */
+                uint8_t trailer[MODULE_SIG_TRAILER_LEN];
+                _cleanup_free_ uint8_t *all = malloc(t->blob_len + sizeof(trailer));
+
+                module_sig_trailer_build((uint32_t) t->blob_len, trailer);
+                if (all) {
+                        memcpy(all, t->blob, t->blob_len);
+                        memcpy(all + t->blob_len, trailer, sizeof(trailer));
+                        (void) digest_fd_prefix_sha256(m.fd, t->body_len, all, t->blob_len + sizeof(trailer), t->sha256_after);
+                }
+        }
 out:
         module_file_close(&m);
 }
@@ -214,10 +236,40 @@ static void sign_job_done(struct job *j) {
                 .requester = c->requester,
         };
 
+        struct daemon_audit_entry ae = {};
+        struct audit_record rec = {
+                .path = t->name,
+                .module = t->module_name,
+                .version = t->version,
+                .kernel = t->release,
+                .sha256_before = t->sha256_before[0] ? t->sha256_before : NULL,
+                .key_fingerprint = t->key->fingerprint,
+                .requester = daemon_audit_requester(c->requester),
+        };
+
         if (!t->ran && !t->error) { /* never ran: the daemon is stopping */
                 t->error = -ESHUTDOWN;
                 t->why = "the daemon is stopping";
         }
+        if (!t->error) {
+                /* Fail closed: the signature leaves only once its record is in the log. */
+                rec.event = t->resigned ? AUDIT_EVENT_RESIGNED : AUDIT_EVENT_SIGNED;
+                rec.sha256_after = t->sha256_after[0] ? t->sha256_after : NULL;
+                rec.rule = "sign-request";
+                rec.reason = t->hash;
+                if (daemon_audit_append(d, &rec, &ae) < 0) {
+                        t->error = ae.error;
+                        t->why = "the audit log cannot be written; no signature is handed out";
+                        t->rule = NULL;
+                }
+        } else {
+                rec.event = t->rule ? AUDIT_EVENT_REFUSED : AUDIT_EVENT_FAILED;
+                rec.rule = t->rule;
+                rec.reason = t->why ?: strerror(-t->error);
+                (void) daemon_audit_append(d, &rec, &ae);
+        }
+        ev.audit_record = ae.line;
+        ev.audit_head = ae.head[0] ? ae.head : NULL;
 
         if (t->error) {
                 if (t->rule)
@@ -259,6 +311,7 @@ static void sign_job_done(struct job *j) {
                 else
                         reply_error(c, -EMSGSIZE, "signature too large for a reply", NULL);
         }
+        daemon_audit_done(d, &ae);
         daemon_notify_status(d);
         resume_reading(c);
 
@@ -271,6 +324,8 @@ static void sign_job_done(struct job *j) {
         free(t->hash);
         free(t->release);
         free(t->blob);
+        free(t->module_name);
+        free(t->version);
         free(t);
 }
 

@@ -60,3 +60,7 @@ tests_unit_test_key_ref_LDADD = $(UNIT_LDADD)
 tests_unit_test_keygen_SOURCES = tests/unit/test-keygen.c $(UNIT_UTIL_SOURCES)
 tests_unit_test_keygen_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_keygen_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test-audit
+tests_unit_test_audit_SOURCES = tests/unit/test-audit.c $(UNIT_UTIL_SOURCES)
+tests_unit_test_audit_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS) -pthread
+tests_unit_test_audit_LDADD = $(UNIT_LDADD) -lpthread
