@@ -10,19 +10,16 @@
  * exit, before the initramfs hook can capture it. */
 #include <config.h>
 
-#include <dirent.h>
 #include <errno.h>
-#include <fnmatch.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "client.h"
 #include "conf.h"
+#include "dkms-modules.h"
 #include "key.h"
 #include "log.h"
 #include "macro.h"
@@ -32,159 +29,8 @@
 #include "signing-key.h"
 
 #define SCAN_TIMEOUT_MS (30 * 60 * 1000)
-#define MAX_KERNELS 64
 
-enum state {
-        STATE_OURS,
-        STATE_UNSIGNED,
-        STATE_OTHER_KEY,
-        STATE_BAD,
-        _STATE_MAX,
-};
 
-static const char *const state_names[_STATE_MAX] = {
-        [STATE_OURS] = "signed",
-        [STATE_UNSIGNED] = "unsigned",
-        [STATE_OTHER_KEY] = "other-key",
-        [STATE_BAD] = "bad-signature",
-};
-
-struct found {
-        char *path;
-        char *kernel;
-        enum state state;
-};
-
-struct check {
-        const char *modules_dir;
-        const char *dkms_tree;
-        char **kernels;
-        size_t n_kernels;
-        STACK_OF(X509) *trusted;
-        struct found *items;
-        size_t n, alloc;
-        /* nftw() has no userdata: the walk in progress */
-        const char *walk_kernel;
-        bool walk_dkms_tree;
-};
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
-
-static struct check *current; /* nftw() callback context */
-
-static bool is_module_name(const char *name) {
-        return fnmatch("*.ko", name, 0) == 0 || fnmatch("*.ko.xz", name, 0) == 0 ||
-               fnmatch("*.ko.zst", name, 0) == 0 || fnmatch("*.ko.gz", name, 0) == 0;
-}
-
-static int add_found(struct check *c, const char *path, const char *kernel) {
-        if (c->n == c->alloc) {
-                size_t alloc = c->alloc ? c->alloc * 2 : 32;
-                struct found *p = reallocarray(c->items, alloc, sizeof(*p));
-                if (!p)
-                        return -ENOMEM;
-                c->items = p;
-                c->alloc = alloc;
-        }
-        c->items[c->n] = (struct found) { .path = strdup(path), .kernel = strdup(kernel) };
-        if (!c->items[c->n].path || !c->items[c->n].kernel)
-                return -ENOMEM;
-        c->n++;
-        return 0;
-}
-
-/* DKMSTREE/NAME/VERSION/KVER/ARCH/module/FILE: the component three above FILE is the kernel. */
-static bool dkms_tree_path_is_for(const char *path, const char *kernel) {
-        const char *slash[5] = {};
-        const char *p = path + strlen(path);
-        size_t n = 0;
-
-        while (p > path && n < 4) {
-                p--;
-                if (*p == '/')
-                        slash[n++] = p;
-        }
-        if (n < 4)
-                return false;
-        /* slash[0] before FILE, [1] before "module", [2] before ARCH, [3] before KVER */
-        return (size_t) (slash[0] - slash[1] - 1) == strlen("module") && strncmp(slash[1] + 1, "module", 6) == 0 &&
-               (size_t) (slash[2] - slash[3] - 1) == strlen(kernel) && strncmp(slash[3] + 1, kernel, strlen(kernel)) == 0;
-}
-
-static int visit(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-        const char *name = path + ftw->base;
-
-        if (type == FTW_D && streq(name, "build") && current->walk_dkms_tree)
-                return FTW_SKIP_SUBTREE; /* DKMS's build area: not a result yet */
-        if (type != FTW_F || !S_ISREG(st->st_mode) || !is_module_name(name))
-                return FTW_CONTINUE;
-        if (current->walk_dkms_tree && !dkms_tree_path_is_for(path, current->walk_kernel))
-                return FTW_CONTINUE;
-        return add_found(current, path, current->walk_kernel) < 0 ? FTW_STOP : FTW_CONTINUE;
-}
-
-static int walk(struct check *c, const char *root, const char *kernel, bool dkms_tree) {
-        int r;
-
-        current = c;
-        c->walk_kernel = kernel;
-        c->walk_dkms_tree = dkms_tree;
-        r = nftw(root, visit, 16, FTW_PHYS | FTW_ACTIONRETVAL);
-        current = NULL;
-        if (r < 0 && errno != ENOENT)
-                return log_error_errno(-errno, "%s: cannot walk: %m", root);
-        return r == FTW_STOP ? log_oom() : 0;
-}
-
-static int collect(struct check *c) {
-        for (size_t i = 0; i < c->n_kernels; i++) {
-                static const char *const installed[] = { "updates/dkms", "extra" };
-                const char *k = c->kernels[i];
-                int r;
-
-                for (size_t j = 0; j < ELEMENTSOF(installed); j++) {
-                        _cleanup_free_ char *dir = NULL;
-                        if (asprintf(&dir, "%s/%s/%s", c->modules_dir, k, installed[j]) < 0)
-                                return log_oom();
-                        r = walk(c, dir, k, false);
-                        if (r < 0)
-                                return r;
-                }
-                r = walk(c, c->dkms_tree, k, true);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-static enum state check_one(const struct check *c, const char *path) {
-        _cleanup_close_ int dir_fd = -EBADF;
-        struct module_file m;
-        const char *base, *why = NULL;
-        int r;
-
-        /* A module that cannot be read or parsed is a result here, not an error. */
-        if (open_parent_dir(path, &dir_fd, &base) < 0 || module_file_open(dir_fd, base, &m, &why) < 0)
-                return STATE_BAD;
-        r = modsign_verify(&m, c->trusted, NULL);
-        module_file_close(&m);
-        return r == 0 ? STATE_OURS : r == -ENODATA ? STATE_UNSIGNED : r == -ENOKEY ? STATE_OTHER_KEY : STATE_BAD;
-}
-
-static void check_all(struct check *c) {
-        for (size_t i = 0; i < c->n; i++)
-                c->items[i].state = check_one(c, c->items[i].path);
-}
-
-static size_t count_not_ours(const struct check *c) {
-        size_t n = 0;
-        for (size_t i = 0; i < c->n; i++)
-                n += c->items[i].state != STATE_OURS;
-        return n;
-}
-
-/* With modsignd: a SCAN of each directory that holds a straggler (it applies its policy,
- * signs inside compressed modules, records what it did). */
 static char *dir_of(const char *path) {
         const char *slash = strrchr(path, '/');
         return slash ? strndup(path, (size_t) (slash - path)) : strdup(".");
@@ -192,21 +38,21 @@ static char *dir_of(const char *path) {
 
 /* With modsignd: a SCAN of each directory that holds a straggler (it applies its policy,
  * signs inside compressed modules, records what it did). */
-static int sign_through_daemon(const struct check *c) {
+static int sign_through_daemon(const struct dkms_modules *c) {
         for (size_t i = 0; i < c->n; i++) {
                 _cleanup_free_ char *dir = NULL;
                 json_object *o = NULL;
                 bool seen = false;
                 int code;
 
-                if (c->items[i].state != STATE_UNSIGNED)
+                if (c->items[i].state != DKMS_MODULE_UNSIGNED)
                         continue;
                 dir = dir_of(c->items[i].path);
                 if (!dir)
                         return log_oom();
                 for (size_t j = 0; j < i && !seen; j++) {
                         _cleanup_free_ char *other = NULL;
-                        if (c->items[j].state != STATE_UNSIGNED)
+                        if (c->items[j].state != DKMS_MODULE_UNSIGNED)
                                 continue;
                         other = dir_of(c->items[j].path);
                         seen = other && streq(other, dir);
@@ -226,7 +72,7 @@ static bool daemon_listening(const char *socket_path) {
         return client_connect(socket_path, &fd) >= 0;
 }
 
-static int sign_directly(const struct check *c, const struct config *conf) {
+static int sign_directly(const struct dkms_modules *c, const struct config *conf) {
         _cleanup_free_ char *error = NULL;
         struct signing_key *key = NULL;
         int r;
@@ -242,7 +88,7 @@ static int sign_directly(const struct check *c, const struct config *conf) {
                 enum modsign_outcome outcome;
                 const char *why = NULL;
 
-                if (c->items[i].state != STATE_UNSIGNED || module_arg_open(c->items[i].path, &m) != EXIT_OK)
+                if (c->items[i].state != DKMS_MODULE_UNSIGNED || module_arg_open(c->items[i].path, &m) != EXIT_OK)
                         continue;
                 if (signing_key_pick_hash(key, NULL, c->items[i].kernel, &hash) < 0)
                         continue;
@@ -262,42 +108,27 @@ static int sign_directly(const struct check *c, const struct config *conf) {
         return EXIT_OK;
 }
 
-static int list_kernels(struct check *c) {
-        _cleanup_(closedirp) DIR *d = opendir(c->modules_dir);
-        struct dirent *de;
-
-        if (!d)
-                return log_error_errno(-errno, "%s: %m", c->modules_dir);
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.' && de->d_type == DT_DIR && c->n_kernels < MAX_KERNELS)
-                        c->kernels[c->n_kernels++] = strdup(de->d_name);
-        for (size_t i = 0; i < c->n_kernels; i++)
-                if (!c->kernels[i])
-                        return log_oom();
-        return 0;
-}
-
-static void print_result(const struct check *c) {
+static void print_result(const struct dkms_modules *c) {
         if (arg_global.json) {
                 json_object *o = json_object_new_object(), *a = json_object_new_array();
                 for (size_t i = 0; i < c->n; i++) {
                         json_object *e = json_object_new_object();
                         json_object_object_add(e, "path", json_object_new_string(c->items[i].path));
                         json_object_object_add(e, "kernel", json_object_new_string(c->items[i].kernel));
-                        json_object_object_add(e, "state", json_object_new_string(state_names[c->items[i].state]));
+                        json_object_object_add(e, "state", json_object_new_string(dkms_module_state_names[c->items[i].state]));
                         json_object_array_add(a, e);
                 }
                 json_object_object_add(o, "modules", a);
-                json_object_object_add(o, "not_signed", json_object_new_int64((int64_t) count_not_ours(c)));
+                json_object_object_add(o, "not_signed", json_object_new_int64((int64_t) dkms_modules_not_ours(c)));
                 printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
                 json_object_put(o);
                 return;
         }
         for (size_t i = 0; i < c->n; i++)
-                if (c->items[i].state != STATE_OURS)
-                        printf("%s: %s\n", c->items[i].path, state_names[c->items[i].state]);
+                if (c->items[i].state != DKMS_MODULE_OURS)
+                        printf("%s: %s\n", c->items[i].path, dkms_module_state_names[c->items[i].state]);
         if (!arg_global.quiet)
-                printf("%zu DKMS module file(s) checked, %zu not signed by modsignd's key\n", c->n, count_not_ours(c));
+                printf("%zu DKMS module file(s) checked, %zu not signed by modsignd's key\n", c->n, dkms_modules_not_ours(c));
 }
 
 static void help(void) {
@@ -330,8 +161,8 @@ int cmd_dkms_check(int argc, char *argv[]) {
         };
         _cleanup_(config_done) struct config conf = {};
         _cleanup_free_ char *conf_error = NULL;
-        char *kernels[MAX_KERNELS] = {};
-        struct check c = { .modules_dir = "/lib/modules", .dkms_tree = "/var/lib/dkms", .kernels = kernels };
+        char *kernels[DKMS_MODULES_MAX_KERNELS] = {};
+        struct dkms_modules c = { .modules_dir = "/lib/modules", .dkms_tree = "/var/lib/dkms", .kernels = kernels };
         const char *cert = NULL;
         bool sign = false;
         int opt, r, ret = EXIT_ERROR;
@@ -339,7 +170,7 @@ int cmd_dkms_check(int argc, char *argv[]) {
         while ((opt = getopt_long(argc, argv, "+k:h", options, NULL)) >= 0)
                 switch (opt) {
                 case 'k':
-                        if (c.n_kernels == MAX_KERNELS || strchr(optarg, '/') || !*optarg || streq(optarg, "..")) {
+                        if (c.n_kernels == DKMS_MODULES_MAX_KERNELS || strchr(optarg, '/') || !*optarg || streq(optarg, "..")) {
                                 log_error("dkms-check: bad or too many --kernel values ('%s')", optarg);
                                 goto out;
                         }
@@ -391,28 +222,24 @@ int cmd_dkms_check(int argc, char *argv[]) {
                 log_error_errno(r, "%s: cannot load modsignd's certificate: %m", cert);
                 goto out;
         }
-        if (c.n_kernels == 0 && list_kernels(&c) < 0)
+        if (c.n_kernels == 0 && dkms_modules_list_kernels(&c) < 0)
                 goto out;
-        if (collect(&c) < 0)
+        if (dkms_modules_collect(&c) < 0)
                 goto out;
-        check_all(&c);
+        dkms_modules_check(&c);
 
-        if (sign && count_not_ours(&c) > 0) {
+        if (sign && dkms_modules_not_ours(&c) > 0) {
                 /* Whatever signing achieves, the list of what remains is the answer. */
                 if (daemon_listening(arg_global.socket_path))
                         (void) sign_through_daemon(&c);
                 else
                         (void) sign_directly(&c, &conf);
-                check_all(&c);
+                dkms_modules_check(&c);
         }
         print_result(&c);
-        ret = count_not_ours(&c) > 0 ? EXIT_UNSIGNED : EXIT_OK;
+        ret = dkms_modules_not_ours(&c) > 0 ? EXIT_UNSIGNED : EXIT_OK;
 out:
-        for (size_t i = 0; i < c.n; i++) {
-                free(c.items[i].path);
-                free(c.items[i].kernel);
-        }
-        free(c.items);
+        dkms_modules_done(&c);
         for (size_t i = 0; i < c.n_kernels; i++)
                 free(kernels[i]);
         sk_X509_pop_free(c.trusted, X509_free);

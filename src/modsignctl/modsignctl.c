@@ -37,6 +37,7 @@ static const struct command commands[] = {
         { "reload", cmd_reload, "have modsignd read its configuration and key again" },
         { "dkms-sign-file", cmd_dkms_sign_file, "DKMS's sign_file: sign through modsignd" },
         { "dkms-check", cmd_dkms_check, "check (and sign) the DKMS modules of kernels" },
+        { "doctor", cmd_doctor, "check the whole chain from DKMS to the kernel, say what to fix" },
         { "keygen", cmd_keygen, "make a new signing key and its self-signed certificate" },
         { "enroll", cmd_enroll, "make the kernel trust the certificate (MOK via mokutil)" },
         { "audit", cmd_audit, "verify the audit log's hash chain, or show its records" },

@@ -67,6 +67,7 @@ int cmd_scan(int argc, char *argv[]);
 int cmd_reload(int argc, char *argv[]);
 int cmd_dkms_sign_file(int argc, char *argv[]);
 int cmd_dkms_check(int argc, char *argv[]);
+int cmd_doctor(int argc, char *argv[]);
 int cmd_keygen(int argc, char *argv[]);
 int cmd_enroll(int argc, char *argv[]);
 int cmd_audit(int argc, char *argv[]);

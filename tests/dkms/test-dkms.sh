@@ -18,7 +18,10 @@
 #    signed before the initramfs hook runs; with no usable key the hook fails, names the
 #    module, and the initramfs hook never runs;
 #  - the DKMS 2.8 sign_tool hook signs when called the way DKMS 2.8 calls it;
-#  - dkms remove leaves nothing of ours behind.
+#  - dkms remove leaves nothing of ours behind;
+#  - modsignctl doctor reports a healthy setup healthy, and names each fault made on purpose:
+#    drop-in missing, daemon stopped, a certificate that is not the key's, an unsigned module,
+#    a kernel that enforces signatures and does not trust the key.
 # shellcheck disable=SC2317 # the case functions are called through run_case
 set -eu
 srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -27,8 +30,9 @@ srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 
 daemon_setup_workdir
 daemon_require
-require_cmd dkms xz cmp run-parts modinfo
+require_cmd dkms xz cmp run-parts modinfo jq
 make_key_root rsa2048 a
+make_key_root rsa2048 b
 CERT=$(cert_of a)
 
 PKG=modsignd-dkmstest
@@ -350,12 +354,95 @@ case_remove_leaves_nothing() {
 	assert_no_mok_key
 }
 
-run_case "modsignd running: dkms build signs through the shim" case_daemon_signs_dkms_builds
-run_case "no daemon: the shim signs with the configured key" case_no_daemon_direct
-run_case "no daemon, no key: the shim fails loudly" case_no_daemon_no_key_loud
-run_case "compressed installs are re-encoded CRC32, signed inside" case_compressed_reencoded
-run_case "kernel upgrade: modules signed before the initramfs hook" case_kernel_upgrade
-run_case "kernel upgrade with no usable key: the hook fails" case_kernel_upgrade_fails_loudly
-run_case "DKMS 2.8 sign_tool hook" case_sign_tool_hook
-run_case "dkms remove leaves nothing behind" case_remove_leaves_nothing
+# doctor [ENV=VALUE...]: modsignctl --json doctor on this test's setup (run_cmd semantics);
+# the kernel's stance comes from fixtures: no lockdown, signatures not enforced, no keys.
+doctor() {
+	printf '[none] integrity confidentiality\n' >"$WORKDIR/lockdown"
+	printf 'N\n' >"$WORKDIR/sig_enforce"
+	: >"$WORKDIR/proc-keys"
+	run_cmd env MODSIGNCTL_DKMS_SHIM="$HOOKS/dkms-sign-file" MODSIGNCTL_LOCKDOWN="$WORKDIR/lockdown" \
+		MODSIGNCTL_SIG_ENFORCE="$WORKDIR/sig_enforce" MODSIGNCTL_PROC_KEYS="$WORKDIR/proc-keys" \
+		MODSIGNCTL_EFI_DIR="$WORKDIR/no-efi" "$@" \
+		"$MODSIGNCTL" --json --config "${DOCTOR_CONF:-$DAEMON_CONF}" doctor \
+		--modules-dir "$INSTALL_TREE" --dkms-tree "$DKMS_TREE"
+	cp "$LAST_OUT" "$WORKDIR/doctor.json"
+}
+
+# doctor_result CHECK: the worst result of CHECK in the last doctor report.
+doctor_result() {
+	jq -r --arg c "$1" '[.checks[] | select(.check == $c) | .result] |
+		if index("fail") then "fail" elif index("warn") then "warn" elif length > 0 then .[0] else "none" end' \
+		"$WORKDIR/doctor.json"
+}
+
+# expect_doctor_fault CHECK TEXT: doctor exits 1 and names CHECK as failed, with TEXT in its message.
+expect_doctor_fault() {
+	[ "$LAST_RC" -eq 1 ] || { _report_last; fail "doctor exited $LAST_RC, expected 1 (a fault)"; }
+	[ "$(doctor_result "$1")" = fail ] || { _report_last; fail "doctor did not report check '$1' as failed"; }
+	jq -e --arg c "$1" --arg t "$2" '[.checks[] | select(.check == $c and .result == "fail") |
+		select(.message | contains($t)) | select(.fix != null)] | length > 0' "$WORKDIR/doctor.json" >/dev/null ||
+		{ _report_last; fail "doctor's '$1' failure does not mention '$2' with a fix"; }
+	ok "doctor names the fault: $(jq -r --arg c "$1" '[.checks[] | select(.check == $c and .result == "fail")][0] | .message' "$WORKDIR/doctor.json")"
+}
+
+case_doctor() {
+	end_daemons
+	daemon_start direct
+	dkms_fresh
+	dkms_ok build -m "$PKG" -v "$VER" -k "$KVER"
+	dkms_ok install -m "$PKG" -v "$VER" -k "$KVER"
+	step "a healthy setup"
+	doctor
+	[ "$LAST_RC" -eq 0 ] || { _report_last; fail "doctor exited $LAST_RC on a healthy setup"; }
+	jq -e '.healthy == true and .failures == 0' "$WORKDIR/doctor.json" >/dev/null || fail "doctor does not say healthy"
+	for c in configuration certificate key daemon dkms dkms-modules; do
+		[ "$(doctor_result "$c")" = ok ] || { _report_last; fail "check $c is not ok on a healthy setup"; }
+	done
+	[ "$(doctor_result kernel-trust)" = warn ] || fail "kernel-trust should warn: the fixture kernel trusts nothing"
+	ok "healthy: every check ok, kernel-trust a warning (signatures not enforced)"
+
+	step "the drop-in missing"
+	rm -f "$DROPIN"
+	doctor
+	install_dropin
+	expect_doctor_fault dkms "not modsignd's shim"
+
+	step "the kernel enforces signatures and does not trust the key"
+	printf 'Y\n' >"$WORKDIR/sig_enforce.y"
+	doctor MODSIGNCTL_SIG_ENFORCE="$WORKDIR/sig_enforce.y"
+	expect_doctor_fault kernel-trust "does not trust"
+
+	step "a module that is not signed (the daemon stopped first: its watch would sign it again)"
+	daemon_stop 20
+	run_cmd ms strip "$(installed_copy "$KVER")"
+	[ "$LAST_RC" -eq 0 ] || { _report_last; fail "strip failed"; }
+	doctor
+	expect_doctor_fault dkms-modules "$(installed_copy "$KVER"): unsigned"
+
+	step "the daemon stopped"
+	expect_doctor_fault daemon "not reachable"
+
+	step "a certificate that is not the key's"
+	sed "s|^Certificate=.*|Certificate=$(cert_of b)|" "$DAEMON_CONF" >"$WORKDIR/wrongcert.conf"
+	DOCTOR_CONF=$WORKDIR/wrongcert.conf doctor
+	expect_doctor_fault key "does not belong"
+}
+
+# dkms_case DESCRIPTION FUNCTION: run_case, unless DKMS_TEST_CASES (function names separated
+# by spaces, for a run by hand) leaves it out.
+dkms_case() {
+	case " ${DKMS_TEST_CASES:-$2} " in
+	*" $2 "*) run_case "$@" ;;
+	esac
+}
+
+dkms_case "modsignd running: dkms build signs through the shim" case_daemon_signs_dkms_builds
+dkms_case "no daemon: the shim signs with the configured key" case_no_daemon_direct
+dkms_case "no daemon, no key: the shim fails loudly" case_no_daemon_no_key_loud
+dkms_case "compressed installs are re-encoded CRC32, signed inside" case_compressed_reencoded
+dkms_case "kernel upgrade: modules signed before the initramfs hook" case_kernel_upgrade
+dkms_case "kernel upgrade with no usable key: the hook fails" case_kernel_upgrade_fails_loudly
+dkms_case "DKMS 2.8 sign_tool hook" case_sign_tool_hook
+dkms_case "dkms remove leaves nothing behind" case_remove_leaves_nothing
+dkms_case "modsignctl doctor: healthy, then each fault named" case_doctor
 finish
