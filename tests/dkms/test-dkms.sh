@@ -13,7 +13,7 @@
 #  - compressed: for a kernel whose modules are .ko.xz, dkms compresses with plain xz (a CRC64
 #    check the in-kernel decompressor refuses); the safety net re-encodes both copies with
 #    CRC32, the signature inside intact, and they stay identical;
-#  - a kernel upgrade: the postinst.d hooks run in a kernel package's order (dkms,
+#  - a kernel upgrade (and the kernel-install plugin): the postinst.d hooks run in a kernel package's order (dkms,
 #    dkms-modsignd, initramfs-tools) with a DKMS that left its module unsigned: every module is
 #    signed before the initramfs hook runs; with no usable key the hook fails, names the
 #    module, and the initramfs hook never runs;
@@ -77,6 +77,7 @@ subst_hook() {
 subst_hook "$srcdir/hooks/dkms-sign-file.in" "$HOOKS/dkms-sign-file"
 subst_hook "$srcdir/hooks/dkms-sign-tool.in" "$HOOKS/dkms-sign-tool"
 subst_hook "$srcdir/hooks/kernel-postinst.in" "$HOOKS/kernel-postinst"
+subst_hook "$srcdir/hooks/kernel-install.in" "$HOOKS/60-modsignd.install"
 subst_hook "$srcdir/hooks/dkms-framework.conf.in" "$WORKDIR/dropin.conf"
 chmod 0644 "$WORKDIR/dropin.conf"
 
@@ -301,6 +302,16 @@ case_kernel_upgrade() {
 	assert_verifies "$CERT" "$(tree_copy "$KVER")" "$(installed_copy "$KVER")"
 	assert_files_equal "$(tree_copy "$KVER")" "$(installed_copy "$KVER")" "DKMS tree copy and installed copy"
 	assert_status_clean "$KVER"
+
+	step "the kernel-install(8) plugin: 'add' signs what is unsigned, 'remove' does nothing"
+	run_cmd ms strip "$(tree_copy "$KVER")" "$(installed_copy "$KVER")"
+	[ "$LAST_RC" -eq 0 ] || { _report_last; fail "strip failed"; }
+	expect_exit 0 "$HOOKS/60-modsignd.install" remove "$KVER" "$WORKDIR/entry"
+	run_cmd ms verify --cert "$CERT" "$(installed_copy "$KVER")"
+	[ "$LAST_RC" -eq 3 ] || { _report_last; fail "'remove' touched the module"; }
+	expect_exit 0 "$HOOKS/60-modsignd.install" add "$KVER" "$WORKDIR/entry" "/boot/vmlinuz-$KVER"
+	assert_verifies "$CERT" "$(tree_copy "$KVER")" "$(installed_copy "$KVER")"
+	assert_files_equal "$(tree_copy "$KVER")" "$(installed_copy "$KVER")" "DKMS tree copy and installed copy"
 }
 
 case_kernel_upgrade_fails_loudly() {
