@@ -373,6 +373,7 @@ static void check_kernel(struct doctor *d) {
         _cleanup_free_ char *out = NULL;
         json_object *e = NULL, *v;
         bool trusted = false, lockdown_on;
+        const char *mok_state = NULL;
         int secure_boot = -1;
 
         (void) read_small(lockdown_path, lockdown, sizeof(lockdown));
@@ -406,6 +407,8 @@ static void check_kernel(struct doctor *d) {
         }
         if (e && json_object_object_get_ex(e, "trusted_now", &v))
                 trusted = json_object_get_boolean(v);
+        if (e && json_object_object_get_ex(e, "mok_state", &v) && json_object_is_type(v, json_type_string))
+                mok_state = json_object_get_string(v);
         if (e && json_object_object_get_ex(e, "secure_boot", &v) && json_object_is_type(v, json_type_boolean))
                 secure_boot = json_object_get_boolean(v);
 
@@ -424,6 +427,10 @@ static void check_kernel(struct doctor *d) {
                        d->conf.certificate);
         else if (trusted)
                 report(d, "kernel-trust", VERDICT_OK, NULL, "the running kernel trusts %s", d->conf.certificate);
+        else if (mok_state && (streq(mok_state, "pending") || streq(mok_state, "enrolled")))
+                report(d, "kernel-trust", VERDICT_WARN, "reboot, and confirm the enrollment in MokManager",
+                       "%s is %s as a Machine Owner Key, but the running kernel does not trust it yet",
+                       d->conf.certificate, streq(mok_state, "pending") ? "queued for enrollment" : "enrolled");
         else
                 report(d, "kernel-trust", d->enforcing ? VERDICT_FAIL : VERDICT_WARN,
                        "modsignctl enroll (then reboot and confirm in MokManager)",

@@ -423,6 +423,20 @@ case_doctor() {
 	doctor MODSIGNCTL_SIG_ENFORCE="$WORKDIR/sig_enforce.y"
 	expect_doctor_fault kernel-trust "does not trust"
 
+	step "an EFI machine whose MOK enrollment waits for a reboot (mokutil is a test double here)"
+	mkdir -p "$WORKDIR/efi/efivars"
+	cat >"$WORKDIR/fake-mokutil" <<-'EOF'
+		#!/bin/sh
+		echo "$2 is already in the enrollment request"
+	EOF
+	chmod 0755 "$WORKDIR/fake-mokutil"
+	doctor MODSIGNCTL_EFI_DIR="$WORKDIR/efi" MODSIGNCTL_MOKUTIL="$WORKDIR/fake-mokutil"
+	[ "$LAST_RC" -eq 0 ] || { _report_last; fail "doctor failed on a pending enrollment"; }
+	[ "$(doctor_result kernel-trust)" = warn ] || { _report_last; fail "kernel-trust is not a warning"; }
+	jq -e '[.checks[] | select(.check == "kernel-trust") | select(.message | contains("queued for enrollment"))] |
+		length == 1' "$WORKDIR/doctor.json" >/dev/null || { _report_last; fail "doctor does not say the enrollment is pending"; }
+	ok "doctor: enrollment queued, reboot to confirm it"
+
 	step "a module that is not signed (the daemon stopped first: its watch would sign it again)"
 	daemon_stop 20
 	run_cmd ms strip "$(installed_copy "$KVER")"
