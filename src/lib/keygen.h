@@ -54,3 +54,12 @@ int keygen_self_signed_cert(EVP_PKEY *key, const char *common_name, unsigned day
 int keygen_key_to_pem(EVP_PKEY *key, char **ret, size_t *ret_len);
 int keygen_cert_to_pem(X509 *cert, char **ret, size_t *ret_len);
 int keygen_cert_to_der(X509 *cert, unsigned char **ret, size_t *ret_len);
+
+/* Makes a key pair inside the PKCS#11 token a pkcs11: URI names (token=, and object= the new
+ * key's label; id= optional, else a random 8-byte id): C_GenerateKeyPair with the private key
+ * CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, CKA_SIGN and CKA_EXTRACTABLE false, so it never leaves
+ * the token. 'pin' is the user PIN (required). -EEXIST: a private key with that label or id is
+ * there already; -EACCES: wrong PIN (never retried); -ENODEV: no such token; -EOPNOTSUPP: the
+ * token cannot make that key type, or support is not built in. *ret_message explains. */
+int keygen_pkcs11_generate(const char *uri, const char *pin, enum keygen_type type, unsigned bits, const char *curve,
+                           char **ret_message);

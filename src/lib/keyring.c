@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/keyctl.h>
 #include <openssl/x509v3.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "io-util.h"
 #include "keyring.h"
 #include "macro.h"
 
@@ -232,5 +234,67 @@ int keyring_parse_members(const char *text, uint32_t **ret, size_t *ret_n) {
         }
         *ret = TAKE_PTR(v);
         *ret_n = n;
+        return 0;
+}
+
+/* Members of one keyring: from the kernel, or from members_dir/NAME (a missing file is an
+ * empty keyring). */
+static int members_of(const char *members_dir, const char *name, uint32_t serial, uint32_t **ret, size_t *ret_n) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        size_t len;
+        int r;
+
+        if (!members_dir)
+                return keyring_read_members(serial, ret, ret_n);
+        if (asprintf(&path, "%s/%s", members_dir, name) < 0)
+                return -ENOMEM;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        if (fd < 0)
+                return negative_errno();
+        r = read_full_fd(fd, 1 << 20, &text, &len);
+        if (r < 0)
+                return r;
+        return keyring_parse_members(text, ret, ret_n);
+}
+
+int kernel_trusts_cert(X509 *cert, const char *proc_keys, const char *members_dir, bool *ret) {
+        _cleanup_free_ char *key_id = NULL;
+        struct kernel_keys keys = {};
+        bool trusted = false;
+        FILE *f;
+        int r;
+
+        r = cert_kernel_key_id(cert, &key_id);
+        if (r < 0)
+                return r;
+        f = fopen(proc_keys, "re");
+        if (!f)
+                return negative_errno();
+        r = kernel_keys_parse(f, &keys);
+        fclose(f);
+        if (r < 0)
+                return r;
+
+        for (size_t k = 0; k < kernel_module_keyrings_n && !trusted; k++) {
+                _cleanup_free_ uint32_t *members = NULL;
+                size_t n = 0;
+                uint32_t serial;
+
+                if (kernel_keys_find_keyring(&keys, kernel_module_keyrings[k], &serial) < 0)
+                        continue;
+                if (members_of(members_dir, kernel_module_keyrings[k], serial, &members, &n) < 0)
+                        continue;
+                for (size_t m = 0; m < n && !trusted; m++)
+                        for (size_t i = 0; i < keys.n && !trusted; i++)
+                                trusted = keys.keys[i].serial == members[m] && kernel_key_has_id(&keys.keys[i], key_id);
+        }
+        kernel_keys_done(&keys);
+        *ret = trusted;
         return 0;
 }

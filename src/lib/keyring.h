@@ -53,3 +53,11 @@ int keyring_read_members(uint32_t keyring, uint32_t **ret, size_t *ret_n);
 /* The same from text: key serials in hex, separated by white space (for tests that stand in
  * for the kernel). -EINVAL on anything else. */
 int keyring_parse_members(const char *text, uint32_t **ret, size_t *ret_n);
+
+/* Whether the running kernel verifies module signatures with 'cert' now: its key (found in
+ * /proc/keys by its KEYID) is a direct member of one of kernel_module_keyrings. proc_keys is
+ * the path of /proc/keys; members_dir is NULL to read the keyrings with keyctl, or a
+ * directory with one file per keyring name holding its member serials in hex (tests stand in
+ * for the kernel that way, as modsignctl enroll's MODSIGNCTL_KEYRING_DIR does). A keyring
+ * that cannot be read counts as not holding the key. */
+int kernel_trusts_cert(X509 *cert, const char *proc_keys, const char *members_dir, bool *ret);

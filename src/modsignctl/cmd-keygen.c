@@ -13,8 +13,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <spawn.h>
+#include <strings.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "key-backend.h"
 #include "key.h"
 #include "keygen.h"
 #include "keyring.h"
@@ -49,7 +53,11 @@ static void help(void) {
                "  -j --json           machine-readable report\n"
                "  -h --help           show this help\n"
                "\n"
-               "Making the key inside a PKCS#11 token or a TPM is not available yet.\n"
+               "     --pin-file FILE  the token's user PIN (pkcs11:), from a root-only file\n"
+               "\n"
+               "--key pkcs11:token=T;object=LABEL[;id=%%XX]?module-path=M&pin-source=F makes the\n"
+               "key inside the token (never extractable); --key handle:0x81...... makes it in\n"
+               "the TPM and persists it there (tpm2-tools). Both need --cert.\n"
                "Next step: 'modsignctl enroll' makes the kernel trust the certificate.\n",
                DEFAULT_KEY, DEFAULT_CERT, KEYGEN_RSA_DEFAULT_BITS, KEYGEN_DEFAULT_DAYS);
 }
@@ -174,7 +182,7 @@ static int report(const char *key_path, const char *cert_path, const char *der_p
         colons = colon_fingerprint(fp);
         if (!colons)
                 return log_oom();
-        printf("Private key:         %s (%s, mode 0600)\n"
+        printf("Private key:         %s (%s, %s)\n"
                "Certificate:         %s (PEM)\n"
                "                     %s (DER, for mokutil --import)\n"
                "Subject:             CN=%s\n"
@@ -184,12 +192,151 @@ static int report(const char *key_path, const char *cert_path, const char *der_p
                "\n"
                "Next step: make the kernel trust this certificate:\n"
                "    %s\n",
-               key_path, type_desc, cert_path, der_path, cn, until, key_id, colons, next);
+               key_path, type_desc, is_key_reference(key_path) ? "inside the device, not extractable" : "mode 0600",
+               cert_path, der_path, cn, until, key_id, colons, next);
         return 0;
 }
 
+/* Runs a tool with its standard output discarded; 0 when it exits 0. */
+static int run_tool(const char *const argv[]) {
+        posix_spawn_file_actions_t fa;
+        pid_t pid;
+        int r, status;
+
+        if (posix_spawn_file_actions_init(&fa) != 0)
+                return -ENOMEM;
+        (void) posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+        r = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *) argv, environ); /* posix_spawn does not write them */
+        posix_spawn_file_actions_destroy(&fa);
+        if (r != 0)
+                return -r;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+/* A key made in the TPM and made persistent at 'handle' (0x81......), with tpm2-tools: the
+ * tpm2-openssl provider makes keys (EVP_PKEY_keygen with provider=tpm2) but cannot make them
+ * persistent, which a handle: reference needs. tpm2-tools finds the TPM through
+ * TPM2TOOLS_TCTI (the provider, when it signs, through TPM2OPENSSL_TCTI). The key is a
+ * restricted-to-signing child of the owner hierarchy's default primary, with
+ * fixedtpm|fixedparent|sensitivedataorigin: it never leaves the TPM. */
+static int keygen_tpm2_persistent(const char *handle, enum keygen_type type, unsigned bits, const char *curve) {
+        char dir[] = "/tmp/modsignctl-keygen-XXXXXX";
+        char primary[64], pub[64], priv[64], ctx[64], alg[16];
+        const char *group = NULL;
+        int r;
+
+        if (strncasecmp(handle, "0x81", 4) != 0 || strlen(handle) != 10) {
+                log_error("keygen: a persistent TPM key handle is 0x81000000 to 0x81ffffff, not %s", handle);
+                return -EINVAL;
+        }
+        if (type == KEYGEN_RSA)
+                snprintf(alg, sizeof(alg), "rsa%u", bits);
+        else {
+                if (!curve || keygen_curve_from_string(curve, &group) < 0)
+                        return -EINVAL;
+                snprintf(alg, sizeof(alg), "%s", streq(group, "P-384") ? "ecc384" : "ecc256");
+        }
+        {
+                const char *const argv[] = { "tpm2_readpublic", "-c", handle, NULL };
+                int fd = open("/dev/null", O_WRONLY | O_CLOEXEC), saved = dup(STDERR_FILENO);
+
+                /* Quietly: "no such handle" is the answer we hope for. */
+                if (fd >= 0 && saved >= 0)
+                        (void) dup2(fd, STDERR_FILENO);
+                r = run_tool(argv);
+                if (saved >= 0) {
+                        (void) dup2(saved, STDERR_FILENO);
+                        close(saved);
+                }
+                safe_close(fd);
+                if (r == -ENOENT) {
+                        log_error("keygen: tpm2-tools are not installed (Debian package tpm2-tools); they make the key persistent");
+                        return -EOPNOTSUPP;
+                }
+                if (r == 0) {
+                        log_error("keygen: the TPM holds a persistent object at %s already; refusing to replace it", handle);
+                        return -EEXIST;
+                }
+        }
+        if (!mkdtemp(dir))
+                return log_error_errno(-errno, "cannot make a temporary directory: %m");
+        snprintf(primary, sizeof(primary), "%s/primary.ctx", dir);
+        snprintf(pub, sizeof(pub), "%s/key.pub", dir);
+        snprintf(priv, sizeof(priv), "%s/key.priv", dir);
+        snprintf(ctx, sizeof(ctx), "%s/key.ctx", dir);
+
+        const char *const steps[][16] = {
+                { "tpm2_createprimary", "-Q", "-C", "o", "-g", "sha256", "-G", type == KEYGEN_RSA ? "rsa" : "ecc", "-c",
+                  primary, NULL },
+                { "tpm2_flushcontext", "-t", NULL },
+                { "tpm2_create", "-Q", "-C", primary, "-G", alg, "-a",
+                  "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign", "-u", pub, "-r", priv, NULL },
+                { "tpm2_flushcontext", "-t", NULL },
+                { "tpm2_load", "-Q", "-C", primary, "-u", pub, "-r", priv, "-c", ctx, NULL },
+                { "tpm2_flushcontext", "-t", NULL },
+                { "tpm2_evictcontrol", "-Q", "-C", "o", "-c", ctx, handle, NULL },
+                { "tpm2_flushcontext", "-t", NULL },
+        };
+        log_notice("generating the key in the TPM (%s) and persisting it at %s", alg, handle);
+        r = 0;
+        for (size_t i = 0; i < ELEMENTSOF(steps) && r >= 0; i++) {
+                r = run_tool(steps[i]);
+                if (r < 0)
+                        log_error("keygen: %s failed; is the TPM reachable (TPM2TOOLS_TCTI)? Can it make %s keys?",
+                                  steps[i][0], alg);
+        }
+        (void) unlink(primary);
+        (void) unlink(pub);
+        (void) unlink(priv);
+        (void) unlink(ctx);
+        (void) rmdir(dir);
+        return r;
+}
+
+/* Makes the key inside a token or the TPM, then its certificate (signed by that key) in the
+ * files out[1] and out[2]; the key never leaves the device. */
+static int keygen_in_device(const char *ref, const char *pin_file, enum keygen_type type, unsigned bits,
+                            const char *curve, EVP_PKEY **ret_key) {
+        _cleanup_(secret_freep) char *pin = NULL;
+        _cleanup_free_ char *msg = NULL;
+        int r;
+
+        if (pin_file) {
+                r = key_read_secret(pin_file, &pin, &msg);
+                if (r < 0)
+                        return log_error_errno(r, "%s: %s", pin_file, msg ?: strerror(-r));
+        }
+        if (strncmp(ref, "pkcs11:", 7) == 0) {
+                _cleanup_(pkcs11_uri_done) struct pkcs11_uri u = {};
+
+                if (!pin && pkcs11_uri_parse(ref, &u, NULL) >= 0 && u.pin_source) {
+                        const char *src = strncmp(u.pin_source, "file:", 5) == 0 ? u.pin_source + 5 : u.pin_source;
+
+                        r = key_read_secret(src, &pin, &msg);
+                        if (r < 0)
+                                return log_error_errno(r, "pin-source: %s", msg ?: strerror(-r));
+                }
+                log_notice("generating the key on the token (%s %u)", keygen_type_to_string(type),
+                           type == KEYGEN_RSA ? bits : 0);
+                r = keygen_pkcs11_generate(ref, pin, type, bits, curve, &msg);
+                if (r < 0)
+                        return log_error_errno(r, "%s: %s", ref, msg ?: strerror(-r));
+        } else if (strncmp(ref, "handle:", 7) == 0) {
+                r = keygen_tpm2_persistent(ref + 7, type, bits, curve);
+                if (r < 0)
+                        return r;
+        } else {
+                log_error("keygen: %s: making an object: key blob is not supported; use handle:0x81...... or pkcs11:", ref);
+                return -EOPNOTSUPP;
+        }
+        return load_signing_key(ref, pin, true, ret_key);
+}
+
 int cmd_keygen(int argc, char *argv[]) {
-        enum { ARG_DER = 0x100, ARG_CURVE };
+        enum { ARG_DER = 0x100, ARG_CURVE, ARG_PIN_FILE };
         static const struct option options[] = {
                 { "key", required_argument, NULL, 'k' },
                 { "cert", required_argument, NULL, 'c' },
@@ -201,9 +348,12 @@ int cmd_keygen(int argc, char *argv[]) {
                 { "subject", required_argument, NULL, 's' },
                 { "cn", required_argument, NULL, 's' },
                 { "json", no_argument, NULL, 'j' },
+                { "pin-file", required_argument, NULL, ARG_PIN_FILE },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
+        const char *pin_file = NULL;
+        bool in_device = false;
         _cleanup_free_ char *cert_buf = NULL, *der_buf = NULL, *cn_buf = NULL, *type_desc = NULL;
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
         _cleanup_(X509_freep) X509 *cert = NULL;
@@ -247,6 +397,9 @@ int cmd_keygen(int argc, char *argv[]) {
                         bits = (unsigned) v;
                         break;
                 }
+                case ARG_PIN_FILE:
+                        pin_file = optarg;
+                        break;
                 case ARG_CURVE:
                         curve_arg = optarg;
                         if (keygen_curve_from_string(optarg, &curve) < 0) {
@@ -292,11 +445,17 @@ int cmd_keygen(int argc, char *argv[]) {
                 log_error("keygen: --curve is for EC keys (--type ec)");
                 return EXIT_USAGE;
         }
+        /* TPMs make RSA 2048 (some 3072), not the 4096 of a key file. */
+        if (!bits && key_path && strncmp(key_path, "handle:", 7) == 0)
+                bits = 2048;
         if (!bits)
                 bits = KEYGEN_RSA_DEFAULT_BITS;
         if (key_path && is_key_reference(key_path)) {
-                log_error("keygen: %s: making a key inside a PKCS#11 token or a TPM is not available yet", key_path);
-                return EXIT_USAGE;
+                if (!cert_path) {
+                        log_error("keygen: a key inside a token or the TPM needs --cert FILE for its certificate");
+                        return EXIT_USAGE;
+                }
+                in_device = true;
         }
         if (cn && (!*cn || strlen(cn) > CN_MAX)) {
                 log_error("keygen: --subject must be 1 to %d characters", CN_MAX);
@@ -337,8 +496,9 @@ int cmd_keygen(int argc, char *argv[]) {
                 { .path = der_path, .mode = 0644, .dir_fd = -EBADF },
         };
 
-        /* Refuse before the (slow) key generation; newfile_create_at() checks again, race-free. */
-        for (size_t i = 0; i < ELEMENTSOF(out); i++) {
+        /* Refuse before the (slow) key generation; newfile_create_at() checks again, race-free.
+         * A key made in a device has no file: out[0] is skipped. */
+        for (size_t i = in_device; i < ELEMENTSOF(out); i++) {
                 struct stat st;
 
                 if (lstat(out[i].path, &st) >= 0) {
@@ -348,7 +508,7 @@ int cmd_keygen(int argc, char *argv[]) {
                         return EXIT_ERROR;
                 }
         }
-        for (size_t i = 0; i < ELEMENTSOF(out); i++) {
+        for (size_t i = in_device; i < ELEMENTSOF(out); i++) {
                 r = open_output_dir(&out[i]);
                 if (r < 0) {
                         log_error_errno(r, "%s: cannot open its directory: %m", out[i].path);
@@ -356,17 +516,23 @@ int cmd_keygen(int argc, char *argv[]) {
                 }
         }
 
-        r = keygen_generate_key(type, bits, curve, &key);
-        if (r < 0) {
-                log_error_errno(r, "cannot generate the key: %m");
-                goto finish;
+        if (in_device) {
+                r = keygen_in_device(key_path, pin_file, type, bits, curve, &key);
+                if (r < 0)
+                        goto finish;
+        } else {
+                r = keygen_generate_key(type, bits, curve, &key);
+                if (r < 0) {
+                        log_error_errno(r, "cannot generate the key: %m");
+                        goto finish;
+                }
         }
         r = keygen_self_signed_cert(key, cn, days, &cert);
         if (r < 0) {
                 log_error_errno(r, "cannot make the certificate: %m");
                 goto finish;
         }
-        r = keygen_key_to_pem(key, &key_pem, &key_pem_len);
+        r = in_device ? 0 : keygen_key_to_pem(key, &key_pem, &key_pem_len);
         if (r >= 0)
                 r = keygen_cert_to_pem(cert, &cert_pem, &cert_pem_len);
         if (r >= 0)
@@ -381,7 +547,7 @@ int cmd_keygen(int argc, char *argv[]) {
 
         /* The key first: a certificate without its key is useless, the other way round the
          * key is still safe. On any failure, what this run created is removed again. */
-        for (size_t i = 0; i < ELEMENTSOF(out); i++) {
+        for (size_t i = in_device; i < ELEMENTSOF(out); i++) {
                 r = newfile_create_at(out[i].dir_fd, out[i].base, out[i].mode, out[i].data, out[i].size);
                 if (r == -EEXIST) {
                         log_error("%s already exists; refusing to overwrite it", out[i].path);

@@ -41,6 +41,7 @@ static const struct command commands[] = {
         { "keygen", cmd_keygen, "make a new signing key and its self-signed certificate" },
         { "enroll", cmd_enroll, "make the kernel trust the certificate (MOK via mokutil)" },
         { "audit", cmd_audit, "verify the audit log's hash chain, or show its records" },
+        { "rotate", cmd_rotate, "replace the signing key and re-sign what the old one signed" },
 };
 
 static void help(void) {

@@ -71,6 +71,7 @@ int cmd_doctor(int argc, char *argv[]);
 int cmd_keygen(int argc, char *argv[]);
 int cmd_enroll(int argc, char *argv[]);
 int cmd_audit(int argc, char *argv[]);
+int cmd_rotate(int argc, char *argv[]);
 
 /* The audit log's directory: $MODSIGND_STATE_DIRECTORY, else StateDirectory= of the
  * configuration, else /var/lib/modsignd. */

@@ -194,7 +194,7 @@ case_usage() {
 	expect_exit 2 ms keygen --key "$dir/k" --days 0
 	expect_exit 2 ms keygen --key "$dir/k" --cn "$(printf 'x%.0s' $(seq 65))"
 	expect_exit 2 ms keygen --key 'pkcs11:token=T;object=O'
-	grep -q 'not available yet' "$LAST_ERR" || fail "no 'not available yet' for a token key" "$(cat "$LAST_ERR")"
+	grep -q 'needs --cert' "$LAST_ERR" || fail "no 'needs --cert' for a token key without --cert" "$(cat "$LAST_ERR")"
 	[ -z "$(ls -A "$dir")" ] || fail "a refused keygen left files: $(ls -A "$dir")"
 	ok "nothing written by a refused command"
 }

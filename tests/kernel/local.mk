@@ -10,12 +10,14 @@
 
 TESTS += tests/kernel/run-kernel-test.sh
 TESTS += tests/kernel/run-keygen-kernel-test.sh
+TESTS += tests/kernel/run-rotate-kernel-test.sh
 
 EXTRA_DIST += \
 	tests/kernel/run-kernel-test.sh \
 	tests/kernel/build-kernel.sh \
 	tests/kernel/finit.c \
 	tests/kernel/run-keygen-kernel-test.sh \
+	tests/kernel/run-rotate-kernel-test.sh \
 	tests/kernel/addkey.c \
 	tests/kernel/README.md \
 	tests/kernel/module/Kbuild \
