@@ -263,10 +263,13 @@ static int members_of(const char *members_dir, const char *name, uint32_t serial
         return keyring_parse_members(text, ret, ret_n);
 }
 
-int kernel_trusts_cert(X509 *cert, const char *proc_keys, const char *members_dir, bool *ret) {
+int kernel_cert_trust(X509 *cert, const char *proc_keys, const char *members_dir, struct kernel_cert_trust *ret) {
+        static const char *const keyrings[] = {
+                ".builtin_trusted_keys", ".secondary_trusted_keys", ".machine", ".platform",
+        };
+        struct kernel_cert_trust t = {};
         _cleanup_free_ char *key_id = NULL;
         struct kernel_keys keys = {};
-        bool trusted = false;
         FILE *f;
         int r;
 
@@ -281,20 +284,41 @@ int kernel_trusts_cert(X509 *cert, const char *proc_keys, const char *members_di
         if (r < 0)
                 return r;
 
-        for (size_t k = 0; k < kernel_module_keyrings_n && !trusted; k++) {
+        for (size_t i = 0; i < keys.n; i++)
+                if (kernel_key_has_id(&keys.keys[i], key_id))
+                        t.in_kernel = true;
+
+        for (size_t k = 0; t.in_kernel && k < ELEMENTSOF(keyrings); k++) {
                 _cleanup_free_ uint32_t *members = NULL;
                 size_t n = 0;
                 uint32_t serial;
+                bool found = false;
 
-                if (kernel_keys_find_keyring(&keys, kernel_module_keyrings[k], &serial) < 0)
+                if (kernel_keys_find_keyring(&keys, keyrings[k], &serial) < 0)
                         continue;
-                if (members_of(members_dir, kernel_module_keyrings[k], serial, &members, &n) < 0)
+                if (members_of(members_dir, keyrings[k], serial, &members, &n) < 0)
+                        continue; /* a keyring that cannot be read counts as not holding the key */
+                for (size_t m = 0; m < n && !found; m++)
+                        for (size_t i = 0; i < keys.n && !found; i++)
+                                found = keys.keys[i].serial == members[m] && kernel_key_has_id(&keys.keys[i], key_id);
+                if (!found)
                         continue;
-                for (size_t m = 0; m < n && !trusted; m++)
-                        for (size_t i = 0; i < keys.n && !trusted; i++)
-                                trusted = keys.keys[i].serial == members[m] && kernel_key_has_id(&keys.keys[i], key_id);
+                t.keyrings[t.n_keyrings++] = keyrings[k];
+                for (size_t j = 0; j < kernel_module_keyrings_n; j++)
+                        if (streq(keyrings[k], kernel_module_keyrings[j]))
+                                t.trusted = true;
         }
         kernel_keys_done(&keys);
-        *ret = trusted;
+        *ret = t;
+        return 0;
+}
+
+int kernel_trusts_cert(X509 *cert, const char *proc_keys, const char *members_dir, bool *ret) {
+        struct kernel_cert_trust t;
+        int r = kernel_cert_trust(cert, proc_keys, members_dir, &t);
+
+        if (r < 0)
+                return r;
+        *ret = t.trusted;
         return 0;
 }

@@ -61,3 +61,13 @@ int keyring_parse_members(const char *text, uint32_t **ret, size_t *ret_n);
  * for the kernel that way, as modsignctl enroll's MODSIGNCTL_KEYRING_DIR does). A keyring
  * that cannot be read counts as not holding the key. */
 int kernel_trusts_cert(X509 *cert, const char *proc_keys, const char *members_dir, bool *ret);
+
+/* The same, in detail: whether the key is in the kernel at all, and which of the trusted
+ * keyrings (.builtin_trusted_keys, .secondary_trusted_keys, .machine, .platform) hold it. */
+struct kernel_cert_trust {
+        bool in_kernel;
+        bool trusted;               /* in one of kernel_module_keyrings */
+        const char *keyrings[4];    /* static strings */
+        size_t n_keyrings;
+};
+int kernel_cert_trust(X509 *cert, const char *proc_keys, const char *members_dir, struct kernel_cert_trust *ret);

@@ -129,79 +129,22 @@ static int add_command(struct enroll *e, const char *fmt, ...) {
         return 0;
 }
 
-/* Members of one keyring: from the kernel, or from MODSIGNCTL_KEYRING_DIR/NAME for tests. */
-static int keyring_members(const char *name, uint32_t serial, uint32_t **ret, size_t *ret_n) {
-        const char *dir = getenv("MODSIGNCTL_KEYRING_DIR");
-        _cleanup_free_ char *path = NULL, *text = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        size_t len;
-        int r;
-
-        if (!dir || !*dir)
-                return keyring_read_members(serial, ret, ret_n);
-        if (asprintf(&path, "%s/%s", dir, name) < 0)
-                return -ENOMEM;
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 && errno == ENOENT) { /* no file: an empty keyring */
-                *ret = NULL;
-                *ret_n = 0;
-                return 0;
-        }
-        if (fd < 0)
-                return negative_errno();
-        r = read_full_fd(fd, 1 << 20, &text, &len);
-        if (r < 0)
-                return r;
-        return keyring_parse_members(text, ret, ret_n);
-}
-
 static int check_kernel_trust(struct enroll *e) {
-        static const char *const keyrings[] = {
-                ".builtin_trusted_keys", ".secondary_trusted_keys", ".machine", ".platform",
-        };
         const char *proc_keys = env_or("MODSIGNCTL_PROC_KEYS", "/proc/keys");
-        struct kernel_keys keys = {};
-        FILE *f;
+        struct kernel_cert_trust t;
         int r;
 
-        f = fopen(proc_keys, "re");
-        if (!f) {
-                log_warning("%s: %m; cannot tell which keys the kernel trusts", proc_keys);
+        r = kernel_cert_trust(e->cert, proc_keys, env_or("MODSIGNCTL_KEYRING_DIR", NULL), &t);
+        if (r == -ENOENT || r == -EACCES || r == -EPERM) {
+                log_warning_errno(r, "%s: %m; cannot tell which keys the kernel trusts", proc_keys);
                 return 0;
         }
-        r = kernel_keys_parse(f, &keys);
-        fclose(f);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot read: %m", proc_keys);
-
-        for (size_t i = 0; i < keys.n; i++)
-                if (kernel_key_has_id(&keys.keys[i], e->key_id))
-                        e->in_kernel = true;
-
-        for (size_t k = 0; e->in_kernel && k < ELEMENTSOF(keyrings); k++) {
-                _cleanup_free_ uint32_t *members = NULL;
-                size_t n = 0;
-                uint32_t serial;
-                bool found = false;
-
-                if (kernel_keys_find_keyring(&keys, keyrings[k], &serial) < 0)
-                        continue;
-                r = keyring_members(keyrings[k], serial, &members, &n);
-                if (r < 0) {
-                        log_warning_errno(r, "cannot read the keyring %s: %m", keyrings[k]);
-                        continue;
-                }
-                for (size_t m = 0; m < n && !found; m++)
-                        for (size_t i = 0; i < keys.n && !found; i++)
-                                found = keys.keys[i].serial == members[m] && kernel_key_has_id(&keys.keys[i], e->key_id);
-                if (!found)
-                        continue;
-                e->keyrings[e->n_keyrings++] = keyrings[k];
-                for (size_t t = 0; t < kernel_module_keyrings_n; t++)
-                        if (streq(keyrings[k], kernel_module_keyrings[t]))
-                                e->trusted_now = true;
-        }
-        kernel_keys_done(&keys);
+        e->in_kernel = t.in_kernel;
+        e->trusted_now = t.trusted;
+        for (size_t i = 0; i < t.n_keyrings && e->n_keyrings < ELEMENTSOF(e->keyrings); i++)
+                e->keyrings[e->n_keyrings++] = t.keyrings[i];
         return 0;
 }
 
