@@ -17,7 +17,9 @@ INTEGRATION_TESTS = \
 	tests/integration/test-tpm2.sh \
 	tests/integration/test-key-files.sh \
 	tests/integration/test-keygen.sh \
-	tests/integration/test-enroll.sh
+	tests/integration/test-enroll.sh \
+	tests/integration/test-report.sh \
+	tests/integration/test-provenance.sh
 
 TESTS += $(INTEGRATION_TESTS)
 
