@@ -144,20 +144,20 @@ case_tree_digest() {
 	m=$(dkms_module 2.0)
 	expect_exit 0 ms sign --key "$(key_of ours)" --cert "$(cert_of ours)" "$m"
 	d2=$(jq -r .predicate.dkms.source.digest.sha256 "$(statement_of "$m")")
-	[ "$d2" != "$d1" ] && [ "$d2" = "$(tree_digest "$SRC/hello-2.0")" ] || fail "a changed source file: digest $d2 (was $d1)"
+	if [ "$d2" = "$d1" ] || [ "$d2" != "$(tree_digest "$SRC/hello-2.0")" ]; then fail "a changed source file: digest $d2 (was $d1)"; fi
 	ok "a changed source file: digest $d2 (= the shell's)"
 	# A changed mode, then a changed symlink target.
 	chmod 0700 "$SRC/hello-2.0/configure"
 	m=$(dkms_module 2.0)
 	expect_exit 0 ms sign --key "$(key_of ours)" --cert "$(cert_of ours)" "$m"
 	d3=$(jq -r .predicate.dkms.source.digest.sha256 "$(statement_of "$m")")
-	[ "$d3" != "$d2" ] && [ "$d3" = "$(tree_digest "$SRC/hello-2.0")" ] || fail "a changed mode: digest $d3 (was $d2)"
+	if [ "$d3" = "$d2" ] || [ "$d3" != "$(tree_digest "$SRC/hello-2.0")" ]; then fail "a changed mode: digest $d3 (was $d2)"; fi
 	ok "a changed mode: digest $d3"
 	ln -sfn Kbuild "$SRC/hello-2.0/hello-link.c"
 	m=$(dkms_module 2.0)
 	expect_exit 0 ms sign --key "$(key_of ours)" --cert "$(cert_of ours)" "$m"
 	d4=$(jq -r .predicate.dkms.source.digest.sha256 "$(statement_of "$m")")
-	[ "$d4" != "$d3" ] && [ "$d4" = "$(tree_digest "$SRC/hello-2.0")" ] || fail "a changed symlink: digest $d4 (was $d3)"
+	if [ "$d4" = "$d3" ] || [ "$d4" != "$(tree_digest "$SRC/hello-2.0")" ]; then fail "a changed symlink: digest $d4 (was $d3)"; fi
 	ok "a changed symlink target: digest $d4"
 	# No source tree: the statement says so.
 	m=$(dkms_module 3.0)

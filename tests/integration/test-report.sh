@@ -58,14 +58,14 @@ keyUsage = digitalSignature
 extendedKeyUsage = $eku
 subjectKeyIdentifier = hash
 EOF
-	openssl req -new -newkey "$keyopt" -nodes -keyout "$WORKDIR/keys/$name.key" -config "$d/ca.cnf" \
-		-out "$d/req.csr" >"$d/log" 2>&1 &&
-		openssl ca -batch -selfsign -config "$d/ca.cnf" -keyfile "$WORKDIR/keys/$name.key" -md "$md" \
+	if ! openssl req -new -newkey "$keyopt" -nodes -keyout "$WORKDIR/keys/$name.key" -config "$d/ca.cnf" \
+		-out "$d/req.csr" >"$d/log" 2>&1 ||
+		! openssl ca -batch -selfsign -config "$d/ca.cnf" -keyfile "$WORKDIR/keys/$name.key" -md "$md" \
 			-startdate "$start" -enddate "$end" -in "$d/req.csr" -out "$WORKDIR/keys/$name.crt" \
-			-notext >>"$d/log" 2>&1 || {
+			-notext >>"$d/log" 2>&1; then
 		show_file "$d/log" 30
 		fail "openssl ca could not make the certificate $name"
-	}
+	fi
 	step "made $name: $(openssl x509 -in "$WORKDIR/keys/$name.crt" -noout -enddate -ext extendedKeyUsage 2>/dev/null | tr '\n' ' ')"
 }
 
