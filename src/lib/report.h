@@ -152,7 +152,7 @@ void debt_list_done(struct debt_list *l);
 
 struct cert_facts {
         char fingerprint[65];
-        char *subject;            /* RFC 2253 */
+        char *subject;            /* OpenSSL's one-line form: "/O=.../CN=..." */
         char *serial;             /* hex, lowercase, no colons */
         char *key_type;           /* "rsa", "ec", or OpenSSL's name */
         int key_bits;
