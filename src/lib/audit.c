@@ -259,7 +259,7 @@ static int record_format(const struct audit_record *rec, uint64_t seq, const cha
                         goto oom;
         }
         if (add_string(o, "rule", rec->rule) < 0 || add_string(o, "reason", rec->reason) < 0 ||
-            add_string(o, "prev", prev) < 0)
+            add_string(o, "provenance", rec->provenance) < 0 || add_string(o, "prev", prev) < 0)
                 goto oom;
 
         s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);

@@ -27,6 +27,8 @@
  *                  .../var/lib/dkms/NAME/VERSION/...
  *   rule           (opt) the rule that decided (the policy gate's rule name)
  *   reason         (opt) free text
+ *   provenance     (opt) the path of the signature's in-toto statement (provenance.h), for
+ *                  "signed" and "resigned" records when one was written
  *   prev           64 lowercase hex digits: see below
  *
  * THE CHAIN. A record's "prev" is the SHA-256, as lowercase hex, of the exact bytes of the
@@ -116,6 +118,7 @@ struct audit_record {
         const char *dkms_version;
         const char *rule;
         const char *reason;
+        const char *provenance;   /* the statement's path (provenance.h), or NULL */
 };
 
 struct audit_head {

@@ -17,6 +17,7 @@
 #include "modsign.h"
 #include "modsignctl.h"
 #include "openssl-util.h"
+#include "provenance.h"
 
 #define DEFAULT_AUTO_HASH "sha512" /* what dkms uses when the kernel does not say */
 
@@ -172,7 +173,11 @@ static void cli_record(const char *path, struct audit_record *rec) {
         rec->path = path;
         rec->key_fingerprint = cli_fingerprint;
         rec->requester = (struct audit_requester) { .kind = AUDIT_REQUESTER_CLI };
+        _cleanup_free_ char *statement = NULL; /* provenance.h: the statement first, named by the record */
+        if (provenance_record(cli_audit, rec, &statement) >= 0)
+                rec->provenance = statement;
         r = audit_log_append(cli_audit, rec, NULL, NULL);
+        rec->provenance = NULL;
         if (r < 0)
                 log_warning("%s: cannot record in the audit log %s: %s", path, audit_log_path(cli_audit), strerror(-r));
 }

@@ -42,6 +42,8 @@ static const struct command commands[] = {
         { "enroll", cmd_enroll, "make the kernel trust the certificate (MOK via mokutil)" },
         { "audit", cmd_audit, "verify the audit log's hash chain, or show its records" },
         { "rotate", cmd_rotate, "replace the signing key and re-sign what the old one signed" },
+        { "report", cmd_report, "signing coverage, escapes and certificate debt (text, JSON, Prometheus)" },
+        { "provenance", cmd_provenance, "show the in-toto statement of a signed module" },
 };
 
 static void help(void) {
@@ -65,7 +67,8 @@ static void help(void) {
                "'modsignctl COMMAND --help' shows a command's options. See modsignctl(8).\n"
                "Exit status: 0 success, 1 error, 2 usage, 3 unsigned, 4 bad signature,\n"
                "5 untrusted signer, 6 not a valid module, 7 modsignd not running,\n"
-               "8 audit log chain broken.\n",
+               "8 audit log chain broken, 9 report thresholds exceeded,\n"
+               "10 no provenance statement for the module as it is.\n",
                CLIENT_DEFAULT_SOCKET);
 }
 
@@ -75,6 +78,7 @@ int exit_code_merge(int a, int b) {
                 [EXIT_OK] = 0,        [EXIT_UNSIGNED] = 1, [EXIT_UNTRUSTED] = 2, [EXIT_BAD_SIGNATURE] = 3,
                 [EXIT_NOT_MODULE] = 4, [EXIT_ERROR] = 5,    [EXIT_DAEMON_DOWN] = 6, [EXIT_USAGE] = 7,
                 [EXIT_AUDIT_BROKEN] = 5,
+                [EXIT_REPORT_THRESHOLD] = 5, [EXIT_NO_PROVENANCE] = 5,
         };
         return rank[a] >= rank[b] ? a : b;
 }

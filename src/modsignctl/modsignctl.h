@@ -19,6 +19,8 @@ enum {
         EXIT_NOT_MODULE = 6,
         EXIT_DAEMON_DOWN = 7,   /* status, scan, reload: modsignd is not running */
         EXIT_AUDIT_BROKEN = 8,  /* audit verify: the hash chain is broken */
+        EXIT_REPORT_THRESHOLD = 9, /* report: more debt items or escapes than --max-debt/--max-escapes */
+        EXIT_NO_PROVENANCE = 10, /* provenance: no statement for the module as it is (changed after signing?) */
 };
 
 struct global_args {
@@ -72,6 +74,8 @@ int cmd_keygen(int argc, char *argv[]);
 int cmd_enroll(int argc, char *argv[]);
 int cmd_audit(int argc, char *argv[]);
 int cmd_rotate(int argc, char *argv[]);
+int cmd_report(int argc, char *argv[]);
+int cmd_provenance(int argc, char *argv[]);
 
 /* The audit log's directory: $MODSIGND_STATE_DIRECTORY, else StateDirectory= of the
  * configuration, else /var/lib/modsignd. */

@@ -12,6 +12,7 @@
 #include "journal.h"
 #include "log.h"
 #include "macro.h"
+#include "provenance.h"
 
 static void log_head(struct daemon *d, const char *when) {
         struct audit_head h;
@@ -72,7 +73,14 @@ int daemon_audit_append_to(struct audit_log *log, const struct audit_record *rec
         int r;
 
         *ret = (struct daemon_audit_entry) {};
-        r = log ? audit_log_append(log, rec, &h, &ret->line) : -EBADF;
+        /* A signature's provenance statement first, so that its record can name it. Best
+         * effort: a statement that cannot be written leaves the member out, and
+         * `modsignctl provenance` then says there is none. */
+        _cleanup_free_ char *statement = NULL;
+        struct audit_record with = *rec;
+        if (provenance_record(log, rec, &statement) >= 0)
+                with.provenance = statement;
+        r = log ? audit_log_append(log, &with, &h, &ret->line) : -EBADF;
         if (r < 0) {
                 ret->error = r;
                 return r;

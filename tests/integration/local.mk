@@ -19,7 +19,9 @@ INTEGRATION_TESTS = \
 	tests/integration/test-keygen.sh \
 	tests/integration/test-enroll.sh \
 	tests/integration/test-rotate.sh \
-	tests/integration/test-keygen-token.sh
+	tests/integration/test-keygen-token.sh \
+	tests/integration/test-report.sh \
+	tests/integration/test-provenance.sh
 
 TESTS += $(INTEGRATION_TESTS)
 

@@ -64,3 +64,7 @@ UNIT_TESTS += tests/unit/test-audit
 tests_unit_test_audit_SOURCES = tests/unit/test-audit.c $(UNIT_UTIL_SOURCES)
 tests_unit_test_audit_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS) -pthread
 tests_unit_test_audit_LDADD = $(UNIT_LDADD) -lpthread
+UNIT_TESTS += tests/unit/test-report
+tests_unit_test_report_SOURCES = tests/unit/test-report.c $(UNIT_UTIL_SOURCES)
+tests_unit_test_report_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS)
+tests_unit_test_report_LDADD = $(UNIT_LDADD)
