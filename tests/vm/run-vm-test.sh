@@ -43,7 +43,7 @@ PATH=$PATH:/usr/sbin:/sbin
 SUITE=bookworm
 VARIANT=minbase
 # The guest's packages: systemd as PID 1, and the runtime libraries of modsignd and modsignctl.
-INCLUDE=systemd,systemd-sysv,dbus,kmod,openssl,libssl3,liblzma5,libzstd1,zlib1g,libinih1,libjson-c5,libsystemd0
+INCLUDE=systemd,systemd-sysv,dbus,kmod,openssl,libssl3,liblzma5,libzstd1,zlib1g,libinih1,libjson-c5,libsystemd0,libp11-3
 # Bump when the way the cached root is made changes: the stamp holds it with the package list.
 CACHE_FORMAT=1
 EXPOSURE_MAX=2.5
@@ -221,6 +221,25 @@ install -m 0644 "$units/modsignd.catalog" "$ov/usr/lib/systemd/catalog/modsignd.
 install -m 0644 "$units/modsignd.tmpfiles" "$ov/usr/lib/tmpfiles.d/modsignd.conf"
 chmod 0644 "$ov/usr/lib/systemd/system/modsignd.service"
 
+# The DKMS and kernel-upgrade hooks, where a package (prefix /usr, sysconfdir /etc) puts them.
+install -d -m 0755 "$ov/usr/lib/modsignd" "$ov/usr/lib/kernel/install.d" "$ov/etc/kernel/postinst.d" \
+	"$ov/etc/dkms/framework.conf.d"
+chmod 0755 "$ov/etc/kernel" "$ov/etc/dkms" "$ov/usr/lib/kernel"
+hook_subst() { # TEMPLATE DEST MODE
+	sed -e 's|@bindir@|/usr/bin|g' -e 's|@sysconfdir@|/etc|g' -e 's|@modsignd_libdir@|/usr/lib/modsignd|g' \
+		-e 's|@MODSIGNCTL_ARGS@ ||g' -e 's|@DKMS_CHECK_ARGS@||g' "$srcdir/hooks/$1" >"$ov/$2"
+	chmod "$3" "$ov/$2"
+	if grep -n '@[A-Za-z_]*@' "$ov/$2"; then
+		die "$2 still has @placeholders@ after substitution"
+	fi
+}
+hook_subst dkms-sign-file.in usr/lib/modsignd/dkms-sign-file 0755
+hook_subst dkms-sign-tool.in usr/lib/modsignd/dkms-sign-tool 0755
+hook_subst kernel-postinst.in usr/lib/modsignd/kernel-postinst 0755
+hook_subst kernel-postinst.in etc/kernel/postinst.d/dkms-modsignd 0755
+hook_subst kernel-install.in usr/lib/kernel/install.d/60-modsignd.install 0755
+hook_subst dkms-framework.conf.in etc/dkms/framework.conf.d/modsignd.conf 0644
+
 # The test key: RSA-2048, a self-signed certificate, the daemon's default paths.
 if ! openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 7 -subj "/CN=modsignd VM test key/" \
 	-addext "keyUsage=digitalSignature" -addext "extendedKeyUsage=codeSigning" \
@@ -231,8 +250,9 @@ fi
 install -m 0600 "$work/signing.key" "$ov/etc/modsignd/signing.key"
 install -m 0644 "$work/signing.crt" "$ov/etc/modsignd/signing.crt"
 
-# Two unsigned modules for the guest's kernel: one before the reload, one after it.
-for name in vmtest vmtest2; do
+# Unsigned modules for the guest's kernel: one before the reload, one after it, one for the DKMS
+# shim and one for the kernel-upgrade hook.
+for name in vmtest vmtest2 vmtest3 vmtest4; do
 	gcc -c -O2 -o "$ov/usr/lib/modsignd-vmtest/$name.ko" -DVMTEST_NAME="\"$name\"" \
 		-DVMTEST_RELEASE="\"$release\"" "$tdir/vmtest-module.c" || die "cannot compile $name.ko"
 	chmod 0644 "$ov/usr/lib/modsignd-vmtest/$name.ko"

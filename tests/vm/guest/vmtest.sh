@@ -172,6 +172,33 @@ if wait_for 20 "a WATCHDOG=1 from modsignd (WatchdogSec=30s)" watchdog_pinged; t
 fi
 [ "$(prop modsignd.service MainPID)" = "$pid" ] || fail "main PID changed while the test ran ($pid -> $(prop modsignd.service MainPID))"
 
+# --- the DKMS shim, called the way DKMS 3.0 calls it ------------------------------------------
+# The drop-in, read the way DKMS reads it (sourced by bash), names the shim and a certificate.
+if ! dropin=$(bash -c '. /etc/dkms/framework.conf.d/modsignd.conf && echo "$sign_file|$mok_signing_key|$mok_certificate"'); then
+	fail "the DKMS drop-in does not source"
+fi
+IFS='|' read -r sign_file mok_key mok_cert <<<"$dropin"
+if [ "$sign_file" != /usr/lib/modsignd/dkms-sign-file ] || [ ! -x "$sign_file" ]; then
+	fail "the drop-in's sign_file is '$sign_file', not the installed shim"
+fi
+case $mok_key in pkcs11:*) ;; *) fail "the drop-in's mok_signing_key '$mok_key' would let DKMS make a key of its own" ;; esac
+[ -f "$mok_cert" ] || fail "the drop-in's mok_certificate '$mok_cert' does not exist (DKMS would skip signing)"
+install -m 0644 "$here/vmtest3.ko" /root/vmtest3.ko
+if ! out=$(timeout 60 "$sign_file" sha256 "$mok_key" "$mok_cert" /root/vmtest3.ko 2>&1); then
+	fail "the DKMS shim failed: $(echo "$out" | tr -s '\n' ' ')"
+fi
+say "dkms-sign-file: $(echo "$out" | tr -s '\n' ' ')"
+echo "$out" | grep -q "signed by modsignd" || fail "the shim did not sign through the daemon"
+verifies /root/vmtest3.ko || fail "/root/vmtest3.ko is not signed by our key after the shim"
+if ! out=$(timeout 60 modsignctl doctor 2>&1); then
+	say "doctor (exit non-zero is expected here: no dkms in the guest, the kernel does not trust the test key):"
+fi
+while IFS= read -r line; do
+	echo "vmtest: doctor | $line"
+done <<<"$out" >/dev/console 2>&1
+echo "$out" | grep -q '^\[ok  \] daemon' || fail "modsignctl doctor does not find the daemon healthy"
+echo "$out" | grep -q '^\[ok  \] key' || fail "modsignctl doctor does not find the key healthy"
+
 # --- stop -------------------------------------------------------------------------------------
 timeout 120 systemctl stop modsignd.service 2>/dev/null || fail "systemctl stop modsignd failed"
 state=$(unit_state is-active modsignd.service)
@@ -192,6 +219,17 @@ else
 	fail "modsignctl status after stop did not start the service again"
 fi
 timeout 120 systemctl stop modsignd.service modsignd.socket 2>/dev/null || fail "final stop of service and socket failed"
+
+# --- a kernel upgrade with no daemon: the postinst hook signs what DKMS left unsigned -----------
+tree=/var/lib/dkms/vmtest/1.0/$rel/$(uname -m)/module
+mkdir -p "$tree" && install -m 0644 "$here/vmtest4.ko" "$tree/vmtest4.ko"
+drop_module vmtest4 || fail "cannot install vmtest4.ko into $dkms_dir"
+if ! out=$(timeout 120 /etc/kernel/postinst.d/dkms-modsignd "$rel" "/boot/vmlinuz-$rel" 2>&1); then
+	fail "/etc/kernel/postinst.d/dkms-modsignd failed: $(echo "$out" | tr -s '\n' ' ')"
+fi
+say "dkms-modsignd: $(echo "$out" | tr -s '\n' ' ')"
+verifies "$tree/vmtest4.ko" || fail "the kernel hook left $tree/vmtest4.ko unsigned"
+verifies "$dkms_dir/vmtest4.ko" || fail "the kernel hook left $dkms_dir/vmtest4.ko unsigned"
 
 # --- the verdict ------------------------------------------------------------------------------
 {
