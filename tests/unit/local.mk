@@ -64,3 +64,7 @@ UNIT_TESTS += tests/unit/test-audit
 tests_unit_test_audit_SOURCES = tests/unit/test-audit.c $(UNIT_UTIL_SOURCES)
 tests_unit_test_audit_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS) -pthread
 tests_unit_test_audit_LDADD = $(UNIT_LDADD) -lpthread
+UNIT_TESTS += tests/unit/test-policy
+tests_unit_test_policy_SOURCES = tests/unit/test-policy.c $(UNIT_UTIL_SOURCES)
+tests_unit_test_policy_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS)
+tests_unit_test_policy_LDADD = $(UNIT_LDADD)
