@@ -135,6 +135,8 @@ static size_t split(const char *rest, const char **comp, size_t *len, size_t max
 
         while (*rest && n < max) {
                 size_t l = strcspn(rest, "/");
+                if ((l == 1 && rest[0] == '.') || (l == 2 && rest[0] == '.' && rest[1] == '.'))
+                        return max + 1; /* a path that climbs is no DKMS place */
                 if (l > 0) {
                         comp[n] = rest;
                         len[n++] = l;

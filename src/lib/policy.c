@@ -201,7 +201,7 @@ void policy_decide(const struct policy *p, const struct policy_facts *f, struct 
         if (!f->release || !*f->release)
                 REFUSE("vermagic", "no kernel release given and no usable vermagic");
         if (!f->kernel_installed)
-                REFUSE("kernel-not-installed", "built for kernel %s, which is not installed", f->release);
+                REFUSE("kernel-not-installed", "built for a kernel that is not installed (%s)", f->release);
         if (f->compressed && (f->requester == POLICY_REQUESTER_SOCKET || f->requester == POLICY_REQUESTER_DKMS_SHIM))
                 REFUSE("compressed",
                               "compressed module: send it before compression, or sign it in place with 'modsignctl sign'");
@@ -396,10 +396,6 @@ static int revoked_line(const char *s, void *userdata) {
 int policy_load(const struct config *c, struct policy *ret, char **ret_error) {
         struct policy p = {
                 .mode = c->policy_mode,
-                .allow = c->allow.items,
-                .n_allow = c->allow.n,
-                .deny = c->deny.items,
-                .n_deny = c->deny.n,
                 .rate_tokens = c->rate_tokens,
                 .rate_interval_usec = c->rate_interval_usec,
                 .owns_lists = true,
@@ -408,6 +404,13 @@ int policy_load(const struct config *c, struct policy *ret, char **ret_error) {
 
         if (ret_error)
                 *ret_error = NULL;
+        /* Copies: a reload replaces the configuration while workers still decide with this. */
+        for (size_t i = 0; i < c->allow.n; i++)
+                if ((r = push(&p.allow, &p.n_allow, c->allow.items[i])) < 0)
+                        goto fail;
+        for (size_t i = 0; i < c->deny.n; i++)
+                if ((r = push(&p.deny, &p.n_deny, c->deny.items[i])) < 0)
+                        goto fail;
         if (c->blocklist) {
                 r = for_each_line(c->blocklist, block_line, &p, ret_error);
                 if (r < 0)
@@ -431,6 +434,8 @@ fail:
 
 void policy_done(struct policy *p) {
         if (p->owns_lists) {
+                free_list(&p->allow, &p->n_allow);
+                free_list(&p->deny, &p->n_deny);
                 free_list(&p->block_names, &p->n_block_names);
                 free_list(&p->block_sha256, &p->n_block_sha256);
                 free_list(&p->revoked, &p->n_revoked);

@@ -110,14 +110,14 @@ struct policy_facts {
 /* The [Policy] configuration in force, with its files read. */
 struct policy {
         enum policy_mode mode;
-        char **allow; size_t n_allow;   /* name globs (borrowed from struct config) */
+        char **allow; size_t n_allow;   /* name globs */
         char **deny; size_t n_deny;
         char **block_names; size_t n_block_names;  /* Blocklist= lines that are name globs */
         char **block_sha256; size_t n_block_sha256; /* ... and lowercase SHA-256 digests */
         char **revoked; size_t n_revoked;           /* lowercase fingerprints or serials, no ':' */
         unsigned rate_tokens;           /* 0: no rate limit */
         uint64_t rate_interval_usec;
-        bool owns_lists;                /* block/revoked lists were allocated by policy_load() */
+        bool owns_lists;                /* the lists were allocated by policy_load() */
 };
 
 /* A token bucket: rate_tokens tokens, refilled evenly over rate_interval_usec. */
@@ -144,7 +144,7 @@ void policy_normalize_name(const char *in, char *out, size_t size);
 /* Whether name (normalized) matches glob (normalized the same way). */
 bool policy_name_matches(const char *glob, const char *name);
 
-/* Reads the files [Policy] names (Blocklist=, RevokedCertificates=) into *ret; lists of
- * config are borrowed, so c must outlive *ret. On failure *ret_error says which file and line. */
+/* Copies [Policy] of c into *ret, reading the files it names (Blocklist=, RevokedCertificates=).
+ * On failure *ret_error says which file and line. */
 int policy_load(const struct config *c, struct policy *ret, char **ret_error);
 void policy_done(struct policy *p);
