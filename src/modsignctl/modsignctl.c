@@ -40,6 +40,8 @@ static const struct command commands[] = {
         { "keygen", cmd_keygen, "make a new signing key and its self-signed certificate" },
         { "enroll", cmd_enroll, "make the kernel trust the certificate (MOK via mokutil)" },
         { "audit", cmd_audit, "verify the audit log's hash chain, or show its records" },
+        { "approve", cmd_approve, "approve module names for signing (Mode=approve)" },
+        { "pending", cmd_pending, "list the module names waiting for approval" },
 };
 
 static void help(void) {

@@ -70,6 +70,8 @@ int cmd_dkms_check(int argc, char *argv[]);
 int cmd_keygen(int argc, char *argv[]);
 int cmd_enroll(int argc, char *argv[]);
 int cmd_audit(int argc, char *argv[]);
+int cmd_approve(int argc, char *argv[]);
+int cmd_pending(int argc, char *argv[]);
 
 /* The audit log's directory: $MODSIGND_STATE_DIRECTORY, else StateDirectory= of the
  * configuration, else /var/lib/modsignd. */
