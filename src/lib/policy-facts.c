@@ -382,6 +382,7 @@ int policy_gather(const struct policy_env *env, const struct policy_request *req
                 .hash = req->hash,
                 .allow_weak_hash = req->allow_weak_hash,
                 .replace_foreign = req->replace_foreign,
+                .requester_uid = req->requester_uid,
                 .dkms_origin = req->dkms_origin,
                 .now = time(NULL),
         };
@@ -437,6 +438,8 @@ int policy_gather(const struct policy_env *env, const struct policy_request *req
                         f->approved = approvals_is_approved(env->state_dir, f->module_name) > 0;
         }
         *ret = g;
+        /* the digest lives in *ret now, not in our copy */
+        ret->facts.sha256 = f->sha256 ? ret->sha256 : NULL;
         return 0;
 fail:
         policy_gathered_done(&g);

@@ -53,6 +53,7 @@ struct policy_request {
         const char *sysroot;             /* for kernel lookups, or NULL */
         const char *hash;                /* requested hash, or NULL */
         bool allow_weak_hash, replace_foreign;
+        uid_t requester_uid;             /* 0, or the CLI's user (see struct policy_facts) */
         bool dkms_origin;                /* the shim's ORIGIN=dkms */
         const char *dkms_path;           /* the build path it gave (the caller checked that it is the same file) */
 };

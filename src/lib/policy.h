@@ -89,6 +89,8 @@ struct policy_facts {
         bool allow_weak_hash;     /* the CLI's --allow-weak-hash */
         bool have_owner;          /* false: ownership unknown (an fd without a path) */
         uid_t file_uid;
+        uid_t requester_uid;      /* a file of this uid passes too: the CLI run by a user (not
+                                   * root) signs that user's files with that user's key */
         bool have_dir;
         uid_t dir_uid;
         mode_t dir_mode;

@@ -255,6 +255,7 @@ static int sign_one(struct sign_args *a, const struct signer *signer, bool repla
                         .hash = a->hash,
                         .allow_weak_hash = a->allow_weak,
                         .replace_foreign = replace,
+                        .requester_uid = geteuid(),
                 };
                 r = cli_gate_check(&a->gate, &preq, path, &d, &g);
                 if (r == -EPERM) {

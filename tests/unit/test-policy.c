@@ -113,7 +113,16 @@ START_TEST(test_vermagic) { refused_everywhere(m_no_release, "vermagic"); }
 END_TEST
 START_TEST(test_kernel_not_installed) { refused_everywhere(m_not_installed, "kernel-not-installed"); }
 END_TEST
-START_TEST(test_file_owner) { refused_everywhere(m_owner, "file-owner"); }
+START_TEST(test_file_owner) {
+        refused_everywhere(m_owner, "file-owner");
+        /* the CLI run by that user signs that user's file (its own key) */
+        struct policy_facts f = good();
+        f.requester = POLICY_REQUESTER_CLI;
+        f.file_uid = f.requester_uid = 1000;
+        ALLOWED(&modes[1], &f, "allowlist");
+        f.file_uid = 1001;
+        REFUSED(&modes[1], &f, "file-owner");
+}
 END_TEST
 START_TEST(test_dir_writable) {
         refused_everywhere(m_dir_group, "dir-writable");
