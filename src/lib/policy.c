@@ -208,7 +208,7 @@ void policy_decide(const struct policy *p, const struct policy_facts *f, struct 
         if (f->hash && !streq(f->hash, "auto")) {
                 enum hash_strength h = hash_classify(f->hash);
                 if (h != HASH_STRONG && !(h == HASH_WEAK && f->allow_weak_hash))
-                        REFUSE("hash", "hash %s not allowed (use sha256, sha384, sha512 or auto)", f->hash);
+                        REFUSE("hash", "hash not allowed (use sha256, sha384, sha512 or auto): %s", f->hash);
         }
         if (f->have_owner && f->file_uid != 0 && f->file_uid != f->requester_uid)
                 REFUSE("file-owner", "the file is owned by uid %u, not root", (unsigned) f->file_uid);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,11 +367,15 @@ static void sign_job_done(struct job *j) {
  * ownership rule) are set. */
 static void verify_dkms_path(const char *path, const struct stat *st, char **ret_path, int *ret_dir_fd) {
         _cleanup_close_ int dir_fd = -EBADF;
-        _cleanup_free_ char *dir = strdup(path);
+        char dir[PATH_MAX];
         struct stat now;
         char *slash;
 
-        if (!dir || !(slash = strrchr(dir, '/')) || !slash[1])
+        if (strlen(path) >= sizeof(dir))
+                return;
+        strcpy(dir, path);
+        slash = strrchr(dir, '/');
+        if (!slash || !slash[1])
                 return;
         *slash = '\0';
         dir_fd = open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

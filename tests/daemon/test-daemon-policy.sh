@@ -235,8 +235,10 @@ case_lists() {
 	cp "$WORKDIR/src/denied.ko" "$WORKDIR/out/cli-denied.ko"
 	run_cmd env "MODSIGND_STATE_DIRECTORY=$WORKDIR/d/state" "$MODSIGNCTL" --config "$DAEMON_CONF" sign \
 		--key "$(key_of a)" --cert "$CERT" --hash sha256 "$WORKDIR/out/cli-denied.ko"
-	[ "$LAST_RC" -eq 1 ] && grep -q "refused by policy: .*(rule deny)" "$LAST_ERR" ||
-		{ _report_last; fail "modsignctl sign did not refuse with rule deny"; }
+	if [ "$LAST_RC" -ne 1 ] || ! grep -q "refused by policy: .*(rule deny)" "$LAST_ERR"; then
+		_report_last
+		fail "modsignctl sign did not refuse with rule deny"
+	fi
 	ok "$(cat "$LAST_ERR")"
 	expect_record "$WORKDIR/out/cli-denied.ko" refused deny cli
 }
@@ -326,16 +328,20 @@ case_dkms() {
 	step "the shim for a name the package does not build: refused, and it says which rule"
 	cp "$WORKDIR/src/beta.ko" "$PKGDIR/build/beta.ko"
 	run_cmd "$MODSIGNCTL" --config "$DAEMON_CONF" --socket "$DAEMON_SOCKET" dkms-sign-file sha256 pkcs11:modsignd-daemon-key "$CERT" "$PKGDIR/build/beta.ko"
-	[ "$LAST_RC" -eq 1 ] && grep -q "modsignd refused: .*(rule dkms-unregistered)" "$LAST_ERR" ||
-		{ _report_last; fail "the shim did not report the dkms-unregistered refusal"; }
+	if [ "$LAST_RC" -ne 1 ] || ! grep -q "modsignd refused: .*(rule dkms-unregistered)" "$LAST_ERR"; then
+		_report_last
+		fail "the shim did not report the dkms-unregistered refusal"
+	fi
 	ok "$(cat "$LAST_ERR")"
 	expect_record "$PKGDIR/build/beta.ko" refused dkms-unregistered
 	step "the shim for a file outside any DKMS build directory: refused"
 	cp "$WORKDIR/src/alpha.ko" "$WORKDIR/out/elsewhere-alpha.ko"
 	run_cmd "$MODSIGNCTL" --config "$DAEMON_CONF" --socket "$DAEMON_SOCKET" dkms-sign-file sha256 pkcs11:modsignd-daemon-key "$CERT" \
 		"$WORKDIR/out/elsewhere-alpha.ko"
-	[ "$LAST_RC" -eq 1 ] && grep -q "(rule not-dkms)" "$LAST_ERR" ||
-		{ _report_last; fail "the shim did not report the not-dkms refusal"; }
+	if [ "$LAST_RC" -ne 1 ] || ! grep -q "(rule not-dkms)" "$LAST_ERR"; then
+		_report_last
+		fail "the shim did not report the not-dkms refusal"
+	fi
 	ok "$(cat "$LAST_ERR")"
 	expect_record "$WORKDIR/out/elsewhere-alpha.ko" refused not-dkms
 }

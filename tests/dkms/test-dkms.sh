@@ -340,8 +340,10 @@ case_sign_tool_hook() {
 	step "a module outside any DKMS build directory is refused by the policy (rule not-dkms)"
 	cp "$(tree_copy "$KVER")" "$WORKDIR/m.ko"
 	run_cmd "$HOOKS/dkms-sign-tool" "$KVER" "$WORKDIR/m.ko"
-	[ "$LAST_RC" -ne 0 ] && grep -q "(rule not-dkms)" "$LAST_ERR" ||
-		{ _report_last; fail "dkms-sign-tool signed a module from outside DKMS under Mode=dkms"; }
+	if [ "$LAST_RC" -eq 0 ] || ! grep -q "(rule not-dkms)" "$LAST_ERR"; then
+		_report_last
+		fail "dkms-sign-tool signed a module from outside DKMS under Mode=dkms"
+	fi
 	ok "$(grep -m1 'rule not-dkms' "$LAST_ERR")"
 }
 
