@@ -363,8 +363,21 @@ bool policy_kernel_installed(const char *path, const char *sysroot, const char *
         if (p)
                 r = asprintf(&dir, "%.*s/lib/modules/%s", (int) (p - path), path, release);
         else
-                r = asprintf(&dir, "%s/lib/modules/%s", sysroot && !streq(sysroot, "/") ? sysroot : "", release);
-        return r >= 0 && stat(dir, &st) >= 0 && S_ISDIR(st.st_mode);
+                r = asprintf(&dir, "/lib/modules/%s", release);
+        if (r >= 0 && stat(dir, &st) >= 0 && S_ISDIR(st.st_mode))
+                return true;
+        if (!p && sysroot && !streq(sysroot, "/")) {
+                /* An image being built may have the kernel's image or configuration before its
+                 * modules directory: either says the kernel is there. */
+                static const char *const boot[] = { "lib/modules", "boot/config", "boot/vmlinuz" };
+                for (size_t i = 0; i < ELEMENTSOF(boot); i++) {
+                        _cleanup_free_ char *f = NULL;
+                        if (asprintf(&f, "%s/%s%s%s", sysroot, boot[i], i == 0 ? "/" : "-", release) >= 0 &&
+                            stat(f, &st) >= 0)
+                                return true;
+                }
+        }
+        return false;
 }
 
 int policy_gather(const struct policy_env *env, const struct policy_request *req, struct policy_gathered *ret) {

@@ -39,7 +39,8 @@ int policy_signature_state(const struct module_file *m, X509 *ours, STACK_OF(X50
 
 /* Whether the kernel release is installed for a module at 'path': under ROOT/lib/modules when
  * the path lies in such a tree (an image or chroot is judged by its own kernels), else
- * /lib/modules (or sysroot/lib/modules when sysroot is given). */
+ * /lib/modules/R, or with a sysroot (modsignctl sign --sysroot) SYSROOT/lib/modules/R,
+ * SYSROOT/boot/config-R or SYSROOT/boot/vmlinuz-R. */
 bool policy_kernel_installed(const char *path, const char *sysroot, const char *release);
 
 /* What the caller knows of a request. */

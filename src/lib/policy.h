@@ -10,7 +10,8 @@
  * Rules, in the order they are checked (the first that refuses names the refusal):
  *   not-a-module          not an ELF relocatable module
  *   vermagic              no kernel release (no usable vermagic, none given)
- *   kernel-not-installed  built for a kernel release that is not installed
+ *   kernel-not-installed  built for a kernel release that is not installed (not for
+ *                         modsignctl sign, which may sign for an image or another machine)
  *   compressed            a compressed module over the socket (the reply is a trailer to append
  *                         to the uncompressed ELF; the watcher and the CLI sign inside)
  *   hash                  a hash that is not sha256/sha384/sha512 (weak ones only from the CLI

@@ -111,7 +111,19 @@ START_TEST(test_not_a_module) { refused_everywhere(m_not_module, "not-a-module")
 END_TEST
 START_TEST(test_vermagic) { refused_everywhere(m_no_release, "vermagic"); }
 END_TEST
-START_TEST(test_kernel_not_installed) { refused_everywhere(m_not_installed, "kernel-not-installed"); }
+START_TEST(test_kernel_not_installed) {
+        for (size_t i = 0; i < ELEMENTSOF(modes); i++)
+                for (int q = 0; q < _POLICY_REQUESTER_MAX; q++) {
+                        struct policy_facts f = good();
+                        f.approved = true;
+                        f.requester = (enum policy_requester) q;
+                        m_not_installed(&f);
+                        if (q == POLICY_REQUESTER_CLI) /* modsignctl sign may sign for another machine */
+                                ALLOWED(&modes[i], &f, i == 1 ? "allowlist" : "cli");
+                        else
+                                REFUSED(&modes[i], &f, "kernel-not-installed");
+                }
+}
 END_TEST
 START_TEST(test_file_owner) {
         refused_everywhere(m_owner, "file-owner");
