@@ -84,6 +84,61 @@ _printf_(2, 3) static int fail(struct parse_ctx *ctx, const char *fmt, ...) {
         return 0; /* inih: 0 = error on this line */
 }
 
+int config_parse_rate(const char *v, unsigned *ret_tokens, uint64_t *ret_interval_usec) {
+        static const struct {
+                const char *name;
+                uint64_t usec;
+        } units[] = {
+                { "s", 1000000ULL },          { "sec", 1000000ULL },        { "second", 1000000ULL },
+                { "m", 60000000ULL },         { "min", 60000000ULL },       { "minute", 60000000ULL },
+                { "h", 3600000000ULL },       { "hour", 3600000000ULL },    { "d", 86400000000ULL },
+                { "day", 86400000000ULL },
+        };
+        unsigned long n;
+        char *end;
+
+        if (!*v || streq(v, "off") || streq(v, "0")) {
+                *ret_tokens = 0;
+                *ret_interval_usec = 0;
+                return 0;
+        }
+        if (*v < '0' || *v > '9')
+                return -EINVAL;
+        errno = 0;
+        n = strtoul(v, &end, 10);
+        if (errno || n == 0 || n > 1000000 || *end != '/')
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                if (streq(end + 1, units[i].name)) {
+                        *ret_tokens = (unsigned) n;
+                        *ret_interval_usec = units[i].usec;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+int config_parse_hex_id(const char *v, char *out, size_t size) {
+        size_t n = 0;
+
+        for (const char *p = v; *p; p++) {
+                if (*p == ':') {
+                        /* only between pairs of digits */
+                        if (p == v || !p[1] || p[1] == ':')
+                                return -EINVAL;
+                        continue;
+                }
+                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F')))
+                        return -EINVAL;
+                if (n + 1 >= size)
+                        return -EINVAL;
+                out[n++] = (char) (*p >= 'A' && *p <= 'F' ? *p - 'A' + 'a' : *p);
+        }
+        if (n == 0)
+                return -EINVAL;
+        out[n] = '\0';
+        return 0;
+}
+
 static int path_value(struct parse_ctx *ctx, const char *key, const char *value) {
         /* Key references may be URIs of the schemes we know; plain paths must be absolute,
          * so that no working directory decides what gets read. */
@@ -152,6 +207,40 @@ static int handler(void *user, const char *section, const char *name, const char
                         strv_clear(v);
                 else
                         r = strv_push(v, value);
+        } else if (KEY("Policy", "DkmsTree")) {
+                if (value[0] != '/')
+                        return fail(ctx, "%s= needs an absolute path, not '%s'", name, value);
+                r = set_string(&c->dkms_tree, value);
+        } else if (KEY("Policy", "TrustedCertificates")) {
+                if (!*value)
+                        strv_clear(&c->trusted_certificates);
+                else if (value[0] != '/')
+                        return fail(ctx, "%s= needs an absolute path (a certificate file or directory), not '%s'", name,
+                                    value);
+                else
+                        r = strv_push(&c->trusted_certificates, value);
+        } else if (KEY("Policy", "RevokedCertificates")) {
+                char id[130];
+                if (!*value)
+                        strv_clear(&c->revoked_certificates);
+                else if (value[0] != '/' && config_parse_hex_id(value, id, sizeof(id)) < 0)
+                        return fail(ctx, "%s=%s: not a SHA-256 fingerprint or serial number (hex, ':' allowed) "
+                                    "nor an absolute path to a file of them", name, value);
+                else
+                        r = strv_push(&c->revoked_certificates, value);
+        } else if (KEY("Policy", "Blocklist")) {
+                if (!*value) {
+                        free(c->blocklist);
+                        c->blocklist = NULL;
+                        return 1;
+                }
+                if (value[0] != '/')
+                        return fail(ctx, "%s= needs an absolute path, not '%s'", name, value);
+                r = set_string(&c->blocklist, value);
+        } else if (KEY("Policy", "RateLimit")) {
+                if (config_parse_rate(value, &c->rate_tokens, &c->rate_interval_usec) < 0)
+                        return fail(ctx, "%s=%s: use N/second, N/minute, N/hour or N/day (N from 1 to 1000000), or off",
+                                    name, value);
         } else if (KEY("Daemon", "Socket")) {
                 if (value[0] != '/')
                         return fail(ctx, "%s= needs an absolute path, not '%s'", name, value);
@@ -182,12 +271,14 @@ int config_init_defaults(struct config *ret) {
         static const char *const default_watch[] = { "/lib/modules", "/var/lib/dkms" };
         struct config c = {
                 .policy_mode = POLICY_MODE_DKMS,
+                .rate_tokens = 100, /* RateLimit=100/minute */
+                .rate_interval_usec = 60ULL * 1000000,
         };
 
         if (set_string(&c.private_key, "/etc/modsignd/signing.key") < 0 ||
             set_string(&c.certificate, "/etc/modsignd/signing.crt") < 0 || set_string(&c.hash, "auto") < 0 ||
             set_string(&c.socket_path, "/run/modsignd/io.socket") < 0 ||
-            set_string(&c.state_directory, "/var/lib/modsignd") < 0)
+            set_string(&c.state_directory, "/var/lib/modsignd") < 0 || set_string(&c.dkms_tree, "/var/lib/dkms") < 0)
                 goto oom;
         for (size_t i = 0; i < ELEMENTSOF(default_watch); i++)
                 if (strv_push(&c.watch_paths, default_watch[i]) < 0)
@@ -297,6 +388,10 @@ void config_done(struct config *c) {
         strv_clear(&c->watch_paths);
         strv_clear(&c->allow);
         strv_clear(&c->deny);
+        free(c->dkms_tree);
+        strv_clear(&c->trusted_certificates);
+        strv_clear(&c->revoked_certificates);
+        free(c->blocklist);
         free(c->socket_path);
         free(c->state_directory);
         *c = (struct config) {};

@@ -3,11 +3,12 @@
 
 /* modsignd.conf(5) (this file is conf.h, not config.h, which autoconf owns): INI files read with libinih. The main file is read first, then every
  * *.conf in the drop-in directory in lexical order; later assignments win, and list keys
- * (Path=, Allow=, Deny=) accumulate, an empty assignment clearing the list. An unknown
+ * (Path=, Allow=, Deny=, TrustedCertificates=, RevokedCertificates=) accumulate, an empty assignment clearing the list. An unknown
  * section or key, or a bad value, is an error that names the file and the line. */
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONFIG_DEFAULT_FILE "/etc/modsignd/modsignd.conf"
 #define CONFIG_DEFAULT_DROPIN_DIR "/etc/modsignd/modsignd.conf.d"
@@ -37,6 +38,12 @@ struct config {
         enum policy_mode policy_mode;
         struct strv allow;
         struct strv deny;
+        char *dkms_tree;                  /* DkmsTree=: where DKMS keeps its packages */
+        struct strv trusted_certificates; /* TrustedCertificates=: files or directories */
+        struct strv revoked_certificates; /* RevokedCertificates=: fingerprints, serials or files */
+        char *blocklist;                  /* Blocklist=: a file, or NULL */
+        unsigned rate_tokens;             /* RateLimit=N/interval; 0 = no limit */
+        uint64_t rate_interval_usec;
         /* [Daemon] */
         char *socket_path;
         char *state_directory;
@@ -54,3 +61,10 @@ int config_load(const char *main_path, bool main_required, const char *dropin_di
 void config_done(struct config *c);
 
 const char *policy_mode_to_string(enum policy_mode m);
+
+/* RateLimit= values: "N/second", "N/minute", "N/hour", "N/day" (also s, sec, m, min, h, d),
+ * or "off"/"0"/"" for no limit. */
+int config_parse_rate(const char *v, unsigned *ret_tokens, uint64_t *ret_interval_usec);
+/* A certificate fingerprint or serial as RevokedCertificates= takes it: hex, optionally with
+ * ':' between bytes. Writes the lowercase hex without ':' (leading zeros kept) to out. */
+int config_parse_hex_id(const char *v, char *out, size_t size);

@@ -41,6 +41,8 @@ enum proto_tag {
         PROTO_TAG_JSON = 8,      /* string: STATUS and SCAN details */
         PROTO_TAG_RULE = 9,      /* string: the policy rule that refused */
         PROTO_TAG_BODY_LEN = 10, /* u64: bytes of the module to keep (an old signature beyond is dropped) */
+        PROTO_TAG_ORIGIN = 11,   /* string: "dkms" when the DKMS shim signs during a build (an assertion, audited) */
+        PROTO_TAG_DKMS_PATH = 12, /* string: with ORIGIN=dkms, the module's path in the DKMS build directory */
         _PROTO_TAG_MAX,
 };
 

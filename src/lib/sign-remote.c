@@ -89,8 +89,8 @@ static int read_reply(const struct proto_message *m, struct sign_remote_reply *r
         return 0;
 }
 
-int sign_remote(const char *socket_path, int dir_fd, const char *name, const char *hash, const char *kernel,
-                int timeout_ms, struct sign_remote_reply *reply) {
+static int sign_remote_full(const char *socket_path, int dir_fd, const char *name, const char *hash, const char *kernel,
+                            const char *origin, const char *dkms_path, int timeout_ms, struct sign_remote_reply *reply) {
         static uint8_t req[PROTO_MAX_PACKET], buf[PROTO_MAX_PACKET];
         _cleanup_close_ int module_fd = -EBADF, sock = -EBADF;
         struct proto_message m;
@@ -117,6 +117,10 @@ int sign_remote(const char *socket_path, int dir_fd, const char *name, const cha
         if (kernel)
                 proto_put_string(&w, PROTO_TAG_KERNEL, kernel);
         proto_put_string(&w, PROTO_TAG_NAME, name);
+        if (origin)
+                proto_put_string(&w, PROTO_TAG_ORIGIN, origin);
+        if (dkms_path)
+                proto_put_string(&w, PROTO_TAG_DKMS_PATH, dkms_path);
         r = proto_writer_finish(&w, &req_len);
         if (r < 0)
                 return r;
@@ -142,6 +146,16 @@ int sign_remote(const char *socket_path, int dir_fd, const char *name, const cha
                 return r;
         reply->sig_len = t->len;
         return 0;
+}
+
+int sign_remote(const char *socket_path, int dir_fd, const char *name, const char *hash, const char *kernel,
+                int timeout_ms, struct sign_remote_reply *reply) {
+        return sign_remote_full(socket_path, dir_fd, name, hash, kernel, NULL, NULL, timeout_ms, reply);
+}
+
+int sign_remote_dkms(const char *socket_path, int dir_fd, const char *name, const char *hash, const char *kernel,
+                     const char *dkms_path, int timeout_ms, struct sign_remote_reply *reply) {
+        return sign_remote_full(socket_path, dir_fd, name, hash, kernel, "dkms", dkms_path, timeout_ms, reply);
 }
 
 void sign_remote_reply_done(struct sign_remote_reply *reply) {

@@ -27,4 +27,9 @@ struct sign_remote_reply {
  * does not fit the module. hash and kernel may be NULL (the daemon decides). */
 int sign_remote(const char *socket_path, int dir_fd, const char *name, const char *hash, const char *kernel,
                 int timeout_ms, struct sign_remote_reply *reply);
+/* The same, saying that the DKMS shim signs during a DKMS build (ORIGIN=dkms) and where the
+ * module lies in the build directory (dkms_path, absolute): the daemon's policy takes the
+ * word, audits it, and believes the path only when it is the file whose fd it got. */
+int sign_remote_dkms(const char *socket_path, int dir_fd, const char *name, const char *hash, const char *kernel,
+                     const char *dkms_path, int timeout_ms, struct sign_remote_reply *reply);
 void sign_remote_reply_done(struct sign_remote_reply *reply);

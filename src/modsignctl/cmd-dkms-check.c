@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-policy.h"
 #include "client.h"
 #include "conf.h"
 #include "dkms-modules.h"
@@ -75,6 +76,7 @@ static bool daemon_listening(const char *socket_path) {
 static int sign_directly(const struct dkms_modules *c, const struct config *conf) {
         _cleanup_free_ char *error = NULL;
         struct signing_key *key = NULL;
+        struct cli_gate gate;
         int r;
 
         r = signing_key_load(conf, &key, &error);
@@ -82,16 +84,36 @@ static int sign_directly(const struct dkms_modules *c, const struct config *conf
                 log_error("modsignd is not running and its key cannot be used here: %s", error ?: strerror(-r));
                 return EXIT_ERROR;
         }
+        /* The daemon's gate, in this process; the DKMS tree is the one being checked. */
+        if (cli_gate_open(&gate, conf, signer_get_cert(key->signer), true) < 0) {
+                signing_key_unref(key);
+                return EXIT_ERROR;
+        }
+        free(gate.dkms_tree);
+        gate.dkms_tree = strdup(c->dkms_tree);
         for (size_t i = 0; i < c->n; i++) {
                 _cleanup_(module_arg_close) struct module_arg m = { .dir_fd = -EBADF };
                 _cleanup_free_ char *hash = NULL;
                 enum modsign_outcome outcome;
                 const char *why = NULL;
 
+                struct policy_gathered facts = {};
+                struct policy_decision d;
+
                 if (c->items[i].state != DKMS_MODULE_UNSIGNED || module_arg_open(c->items[i].path, &m) != EXIT_OK)
                         continue;
-                if (signing_key_pick_hash(key, NULL, c->items[i].kernel, &hash) < 0)
+                struct policy_request preq = {
+                        .requester = POLICY_REQUESTER_DKMS_SHIM,
+                        .m = &m.file,
+                        .path = c->items[i].path,
+                        .dir_fd = m.dir_fd,
+                };
+                if (cli_gate_check(&gate, &preq, c->items[i].path, &d, &facts) < 0)
                         continue;
+                if (signing_key_pick_hash(key, NULL, c->items[i].kernel, &hash) < 0) {
+                        policy_gathered_done(&facts);
+                        continue;
+                }
                 struct modsign_request req = {
                         .signer = key->signer,
                         .hash = hash,
@@ -99,11 +121,19 @@ static int sign_directly(const struct dkms_modules *c, const struct config *conf
                         .write_module = true,
                 };
                 r = modsign_sign(&m.file, &req, &outcome, &why);
-                if (r < 0)
+                if (r < 0) {
                         log_error("%s: not signed: %s: %s", c->items[i].path, why ?: "signing failed", strerror(-r));
-                else
+                        cli_gate_record(&gate, AUDIT_EVENT_FAILED, c->items[i].path, &facts, NULL, why ?: strerror(-r));
+                } else {
+                        char reason[128];
                         log_notice("%s: signed with modsignd's key directly (no daemon running)", c->items[i].path);
+                        snprintf(reason, sizeof(reason), "%s; policy %s; dkms-check without a daemon", hash, d.rule);
+                        if (outcome != MODSIGN_UNCHANGED)
+                                cli_gate_record(&gate, AUDIT_EVENT_SIGNED, c->items[i].path, &facts, "dkms-check", reason);
+                }
+                policy_gathered_done(&facts);
         }
+        cli_gate_close(&gate);
         signing_key_unref(key);
         return EXIT_OK;
 }
@@ -143,7 +173,7 @@ static void help(void) {
                "                      the configured key directly when no daemon runs\n"
                "     --cert FILE      the certificate to check against (default: the configured one)\n"
                "     --modules-dir DIR  default /lib/modules\n"
-               "     --dkms-tree DIR    default /var/lib/dkms\n"
+               "     --dkms-tree DIR    default: [Policy] DkmsTree= (/var/lib/dkms)\n"
                "\n"
                "Exit status: 0 all signed by our key, 3 some are not (listed), 1 error.\n");
 }
@@ -162,7 +192,7 @@ int cmd_dkms_check(int argc, char *argv[]) {
         _cleanup_(config_done) struct config conf = {};
         _cleanup_free_ char *conf_error = NULL;
         char *kernels[DKMS_MODULES_MAX_KERNELS] = {};
-        struct dkms_modules c = { .modules_dir = "/lib/modules", .dkms_tree = "/var/lib/dkms", .kernels = kernels };
+        struct dkms_modules c = { .modules_dir = "/lib/modules", .kernels = kernels };
         const char *cert = NULL;
         bool sign = false;
         int opt, r, ret = EXIT_ERROR;
@@ -211,6 +241,7 @@ int cmd_dkms_check(int argc, char *argv[]) {
         if (!arg_global.socket_given)
                 arg_global.socket_path = conf.socket_path;
         cert = cert ?: conf.certificate;
+        c.dkms_tree = c.dkms_tree ?: conf.dkms_tree; /* [Policy] DkmsTree= unless --dkms-tree */
 
         c.trusted = sk_X509_new_null();
         if (!c.trusted) {

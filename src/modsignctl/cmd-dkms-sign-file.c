@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli-policy.h"
 #include "conf.h"
 #include "log.h"
 #include "macro.h"
@@ -51,10 +52,14 @@ static void help(void) {
                DKMS_DAEMON_KEY_REF, DEFAULT_TIMEOUT_S);
 }
 
-static int sign_directly(const struct config *conf, const char *hash, const char *kernel, const char *module_path) {
+static int sign_directly(const struct config *conf, const char *hash, const char *kernel, const char *module_path,
+                         const char *real_path) {
         _cleanup_(module_arg_close) struct module_arg m = { .dir_fd = -EBADF };
         _cleanup_free_ char *error = NULL, *picked = NULL, *release = NULL;
         struct signing_key *key = NULL;
+        struct cli_gate gate = {};
+        struct policy_gathered facts = {};
+        struct policy_decision d;
         enum modsign_outcome outcome;
         const char *why = NULL;
         int r, ret = EXIT_ERROR;
@@ -72,6 +77,21 @@ static int sign_directly(const struct config *conf, const char *hash, const char
         if (ret != EXIT_OK)
                 goto out;
         ret = EXIT_ERROR;
+        /* The daemon's gate, in this process: the shim signs during a DKMS build. */
+        if (cli_gate_open(&gate, conf, signer_get_cert(key->signer), true) < 0)
+                goto out;
+        struct policy_request preq = {
+                .requester = POLICY_REQUESTER_DKMS_SHIM,
+                .m = &m.file,
+                .path = real_path ?: module_path,
+                .dir_fd = m.dir_fd,
+                .release = kernel,
+                .hash = hash,
+                .dkms_origin = true,
+                .dkms_path = real_path,
+        };
+        if (cli_gate_check(&gate, &preq, module_path, &d, &facts) < 0)
+                goto out;
         if (!kernel && module_vermagic_release(m.file.meta.vermagic, &release) >= 0)
                 kernel = release;
         r = signing_key_pick_hash(key, hash, kernel, &picked);
@@ -89,12 +109,21 @@ static int sign_directly(const struct config *conf, const char *hash, const char
         r = modsign_sign(&m.file, &req, &outcome, &why);
         if (r < 0) {
                 log_error("%s: not signed: %s: %s", module_path, why ?: "signing failed", strerror(-r));
+                cli_gate_record(&gate, AUDIT_EVENT_FAILED, preq.path, &facts, NULL, why ?: strerror(-r));
                 goto out;
+        }
+        if (outcome != MODSIGN_UNCHANGED) {
+                char reason[128];
+                snprintf(reason, sizeof(reason), "%s; policy %s; the DKMS shim without a daemon", picked, d.rule);
+                cli_gate_record(&gate, m.file.meta.n_signatures > 0 ? AUDIT_EVENT_RESIGNED : AUDIT_EVENT_SIGNED, preq.path,
+                                &facts, "dkms-sign-file", reason);
         }
         log_notice("%s: %s with modsignd's key directly (%s; no daemon running)", module_path,
                  outcome == MODSIGN_UNCHANGED ? "already signed" : "signed", picked);
         ret = EXIT_OK;
 out:
+        policy_gathered_done(&facts);
+        cli_gate_close(&gate);
         signing_key_unref(key);
         return ret;
 }
@@ -171,9 +200,12 @@ int cmd_dkms_sign_file(int argc, char *argv[]) {
                 log_error_errno(r, "%s: not signed: %m", module_path);
                 return EXIT_ERROR;
         }
-        r = sign_remote(socket_path, dir_fd, base, hash, kernel, (int) (timeout_s * 1000), &reply);
+        /* DKMS runs us on the module in its build directory: say so, and where (the daemon
+         * checks that the path is the file it gets). */
+        _cleanup_free_ char *real_path = realpath(module_path, NULL);
+        r = sign_remote_dkms(socket_path, dir_fd, base, hash, kernel, real_path, (int) (timeout_s * 1000), &reply);
         if (r == -ENOENT || r == -ECONNREFUSED)
-                return sign_directly(&conf, hash, kernel, module_path);
+                return sign_directly(&conf, hash, kernel, module_path, real_path);
         if (r == -ETIMEDOUT) {
                 log_error("%s: not signed: modsignd (%s) did not answer within %ld s; see "
                           "'journalctl -u modsignd'",

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "audit.h"
+#include "cli-policy.h"
+#include "conf.h"
 #include "digest.h"
 #include "kconfig.h"
 #include "key-backend.h"
@@ -33,7 +35,8 @@ static void help(void) {
                "  -c --cert FILE         X.509 certificate of the key (PEM or DER)\n"
                "  -a --hash NAME         auto (default), sha256, sha384 or sha512\n"
                "     --keyid             identify the signer by subjectKeyIdentifier\n"
-               "     --replace           re-sign modules signed by another key\n"
+               "     --replace           re-sign modules signed by another key (never one in\n"
+               "                         [Policy] TrustedCertificates=)\n"
                "     --allow-weak-hash   allow sha1 and sha224\n"
                "     --kernel KVER       kernel release for --hash auto (default: vermagic)\n"
                "     --sysroot DIR       look up kernel configuration under DIR\n"
@@ -52,6 +55,7 @@ struct sign_args {
         const char *hash, *kernel, *sysroot;
         bool allow_weak;
         struct hash_cache cache;
+        struct cli_gate gate;   /* the policy every signature passes (cli-policy.h) */
 };
 
 static void sign_args_done(struct sign_args *a) {
@@ -243,6 +247,41 @@ static int sign_one(struct sign_args *a, const struct signer *signer, bool repla
         if (code != EXIT_OK)
                 return code;
 
+        {
+                struct policy_decision d;
+                struct policy_gathered g = {};
+                struct policy_request preq = {
+                        .requester = POLICY_REQUESTER_CLI,
+                        .m = &m.file,
+                        .path = path,
+                        .dir_fd = m.dir_fd,
+                        .release = a->kernel,
+                        .sysroot = a->sysroot,
+                        .hash = a->hash,
+                        .allow_weak_hash = a->allow_weak,
+                        .replace_foreign = replace,
+                        .requester_uid = geteuid(),
+                };
+                r = cli_gate_check(&a->gate, &preq, path, &d, &g);
+                if (r == -EPERM) {
+                        char digest[65];
+                        struct audit_record rec = {
+                                .event = AUDIT_EVENT_REFUSED,
+                                .module = m.file.meta.name,
+                                .version = m.file.meta.version,
+                                .kernel = a->kernel,
+                                .sha256_before = cli_audit && digest_fd_sha256(m.file.fd, digest) >= 0 ? digest : NULL,
+                                .rule = d.rule,
+                                .reason = d.reason,
+                        };
+                        cli_record(path, &rec);
+                        return EXIT_ERROR;
+                }
+                if (r < 0)
+                        return EXIT_ERROR;
+                policy_gathered_done(&g);
+        }
+
         r = resolve_hash(a, path, &m.file, &hash);
         if (r < 0)
                 return r == -EINVAL ? EXIT_USAGE : EXIT_ERROR;
@@ -406,6 +445,22 @@ int cmd_sign(int argc, char *argv[]) {
                 return EXIT_ERROR;
         }
 
+        {
+                _cleanup_(config_done) struct config conf = {};
+                _cleanup_free_ char *conf_error = NULL;
+
+                r = config_load(arg_global.config_path ?: CONFIG_DEFAULT_FILE, arg_global.config_path != NULL,
+                                arg_global.config_path ? NULL : CONFIG_DEFAULT_DROPIN_DIR, &conf, &conf_error);
+                if (r < 0) {
+                        log_error("sign: the policy cannot be read: %s", conf_error ?: strerror(-r));
+                        signer_free(signer);
+                        return EXIT_ERROR;
+                }
+                if (cli_gate_open(&a.gate, &conf, signer_get_cert(signer), false) < 0) {
+                        signer_free(signer);
+                        return EXIT_ERROR;
+                }
+        }
         cli_audit_open(cert);
         struct pending p = {};
         for (int i = optind; i < argc; i++)
@@ -413,6 +468,7 @@ int cmd_sign(int argc, char *argv[]) {
         code = exit_code_merge(code, pending_commit(&p));
         pending_done(&p);
         cli_audit = audit_log_free(cli_audit);
+        cli_gate_close(&a.gate);
 
         signer_free(signer);
         return code;

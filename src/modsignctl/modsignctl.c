@@ -44,6 +44,8 @@ static const struct command commands[] = {
         { "rotate", cmd_rotate, "replace the signing key and re-sign what the old one signed" },
         { "report", cmd_report, "signing coverage, escapes and certificate debt (text, JSON, Prometheus)" },
         { "provenance", cmd_provenance, "show the in-toto statement of a signed module" },
+        { "approve", cmd_approve, "approve module names for signing (Mode=approve)" },
+        { "pending", cmd_pending, "list the module names waiting for approval" },
 };
 
 static void help(void) {

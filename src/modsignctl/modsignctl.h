@@ -76,6 +76,8 @@ int cmd_audit(int argc, char *argv[]);
 int cmd_rotate(int argc, char *argv[]);
 int cmd_report(int argc, char *argv[]);
 int cmd_provenance(int argc, char *argv[]);
+int cmd_approve(int argc, char *argv[]);
+int cmd_pending(int argc, char *argv[]);
 
 /* The audit log's directory: $MODSIGND_STATE_DIRECTORY, else StateDirectory= of the
  * configuration, else /var/lib/modsignd. */

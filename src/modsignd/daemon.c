@@ -43,6 +43,10 @@ struct tree_job {
         char sha256_before[65];
         bool resigned;
         struct daemon_audit_entry audit_entry; /* of a signature, appended on the worker */
+        /* the gate's */
+        struct daemon_policy *policy;  /* a reference of our own, like the key */
+        struct policy_decision decision;
+        char *dkms_package, *dkms_version;
 };
 
 bool module_file_name(const char *name) {
@@ -71,18 +75,6 @@ bool kernel_installed_in(const char *modules_root, const char *release) {
 
 bool kernel_installed(const char *release) {
         return kernel_installed_in("/lib/modules", release);
-}
-
-/* The kernels a module in 'dir' may be for: those of the lib/modules tree it lives in (an
- * image or chroot watched as ROOT/lib/modules has its own), else the system's. */
-static bool kernel_installed_for(const char *dir, const char *release) {
-        const char *p = strstr(dir, "/lib/modules/");
-        char root[PATH_MAX];
-
-        if (!p || (size_t) (p - dir) + sizeof("/lib/modules") > sizeof(root))
-                return kernel_installed(release);
-        snprintf(root, sizeof(root), "%.*s/lib/modules", (int) (p - dir), dir);
-        return kernel_installed_in(root, release);
 }
 
 /* Before our rename: from now on, the arrival of this file is our own doing. */
@@ -118,6 +110,9 @@ static int record_and_commit(struct tree_job *t, struct replace_batch *batch, co
                         (void) digest_fd_sha256(fd, t->sha256);
         }
         snprintf(path, sizeof(path), "%s/%s", t->dir, t->name);
+        /* What signed it (the hash) and why the gate let it (its rule). */
+        char reason[128];
+        snprintf(reason, sizeof(reason), "%s; policy %s", t->hash, t->decision.rule ?: "?");
         struct audit_record rec = {
                 .event = t->resigned ? AUDIT_EVENT_RESIGNED : AUDIT_EVENT_SIGNED,
                 .path = path,
@@ -129,7 +124,9 @@ static int record_and_commit(struct tree_job *t, struct replace_batch *batch, co
                 .key_fingerprint = t->key->fingerprint,
                 .requester = daemon_audit_requester(t->requester),
                 .rule = t->requester ? "scan" : "watched-tree",
-                .reason = t->hash,
+                .reason = reason,
+                .dkms_package = t->dkms_package,
+                .dkms_version = t->dkms_version,
         };
         free(t->audit_entry.line);
         r = daemon_audit_append_to(t->audit, &rec, &t->audit_entry);
@@ -185,18 +182,40 @@ static void tree_job_run(struct job *j) {
                 return;
         }
 
-        if (module_vermagic_release(m.meta.vermagic, &t->release) < 0) {
-                *res = (struct tree_result) { .outcome = TREE_REFUSED, .error = -EINVAL, .why = "no usable vermagic" };
-                t->rule = "vermagic";
-                note_module(t, &m);
-                goto out;
-        }
-        if (!kernel_installed_for(t->dir, t->release)) {
-                *res = (struct tree_result) { .outcome = TREE_REFUSED, .error = -ENOENT,
-                                              .why = "built for a kernel that is not installed" };
-                t->rule = "kernel-not-installed";
-                note_module(t, &m);
-                goto out;
+        {
+                /* The gate decides (policy.h); its facts are the module's, as found here. */
+                char path[PATH_MAX];
+                struct policy_gathered g = {};
+                snprintf(path, sizeof(path), "%s/%s", t->dir, t->name);
+                struct policy_request preq = {
+                        .requester = POLICY_REQUESTER_WATCHER,
+                        .m = &m,
+                        .path = path,
+                        .dir_fd = dir_fd,
+                };
+                r = daemon_policy_decide(t->policy, t->key, &preq, &g, &t->decision);
+                if (r < 0) {
+                        *res = (struct tree_result) { .outcome = TREE_FAILED, .error = r, .why = "cannot gather the policy's facts" };
+                        note_module(t, &m);
+                        goto out;
+                }
+                free(t->release);
+                t->release = g.release ? strdup(g.release) : NULL;
+                if (!t->dkms_package && g.facts.dkms_package && g.facts.dkms_version) {
+                        t->dkms_package = strdup(g.facts.dkms_package);
+                        t->dkms_version = strdup(g.facts.dkms_version);
+                }
+                policy_gathered_done(&g);
+                if (!t->decision.allow) {
+                        bool foreign = streq(t->decision.rule, "signed-by-another-key") ||
+                                       streq(t->decision.rule, "signed-by-trusted-key");
+                        *res = (struct tree_result) { .outcome = foreign ? TREE_FOREIGN : TREE_REFUSED,
+                                                      .error = daemon_policy_errno(t->decision.rule),
+                                                      .why = t->decision.reason };
+                        t->rule = t->decision.rule;
+                        note_module(t, &m);
+                        goto out;
+                }
         }
         r = signing_key_pick_hash(t->key, NULL, t->release, &t->hash);
         if (r < 0) {
@@ -238,6 +257,7 @@ static void tree_job_run(struct job *j) {
                 free(t->hash);
                 t->release = t->hash = NULL;
                 t->sha256_before[0] = '\0';
+                t->decision = (struct policy_decision) {};
                 free(t->audit_entry.line); /* that attempt's records are in the log already */
                 t->audit_entry = (struct daemon_audit_entry) {};
                 t->attempt++;
@@ -293,8 +313,10 @@ static void tree_job_done(struct job *j) {
                         .sha256_before = t->sha256_before[0] ? t->sha256_before : NULL,
                         .key_fingerprint = t->key->fingerprint,
                         .requester = daemon_audit_requester(t->requester),
+                        .dkms_package = t->dkms_package,
+                        .dkms_version = t->dkms_version,
                         .rule = t->rule,
-                        .reason = res->outcome == TREE_FOREIGN ? "signed by another key; left alone" : res->why,
+                        .reason = res->why ?: (res->outcome == TREE_FOREIGN ? "signed by another key; left alone" : NULL),
                 };
                 (void) daemon_audit_append(d, &rec, &t->audit_entry);
         }
@@ -314,12 +336,14 @@ static void tree_job_done(struct job *j) {
         case TREE_FOREIGN:
                 d->stats.foreign++;
                 ev.message_id = MSGID_MODULE_REFUSED;
-                log_module_event(LOG_INFO, &ev, "left %s alone: signed by another key", path);
+                log_module_event(LOG_INFO, &ev, "left %s alone: signed by another key%s%s", path,
+                                 t->rule ? ", rule " : "", t->rule ?: "");
                 break;
         case TREE_REFUSED:
                 d->stats.refused++;
                 ev.message_id = MSGID_MODULE_REFUSED;
-                log_module_event(LOG_WARNING, &ev, "refused to sign %s: %s", path, res->why);
+                log_module_event(LOG_WARNING, &ev, "refused to sign %s: %s%s%s", path, res->why,
+                                 t->rule ? ", rule " : "", t->rule ?: "");
                 break;
         case TREE_FAILED:
                 d->stats.failed++;
@@ -343,6 +367,9 @@ static void tree_job_done(struct job *j) {
         daemon_notify_status(d);
 
         signing_key_unref(t->key);
+        daemon_policy_unref(t->policy);
+        free(t->dkms_package);
+        free(t->dkms_version);
         free(t->dir);
         free(t->name);
         free(t->requester);
@@ -364,6 +391,7 @@ int daemon_queue_tree_module(struct daemon *d, const char *dir, const char *name
         t->job = (struct job) { .run = tree_job_run, .done = tree_job_done };
         t->daemon = d;
         t->key = signing_key_ref(d->key);
+        t->policy = daemon_policy_ref(d->policy);
         t->dir = strdup(dir);
         t->name = strdup(name);
         t->requester = requester ? strdup(requester) : NULL;
@@ -380,6 +408,7 @@ int daemon_queue_tree_module(struct daemon *d, const char *dir, const char *name
         return 0;
 fail:
         signing_key_unref(t->key);
+        daemon_policy_unref(t->policy);
         free(t->dir);
         free(t->name);
         free(t->requester);
@@ -420,6 +449,20 @@ int daemon_reload(struct daemon *d) {
                 daemon_notify_status(d);
                 return r;
         }
+
+        struct daemon_policy *policy = NULL;
+        r = daemon_policy_load(&c, &d->rate, &policy, &error);
+        if (r < 0) {
+                struct module_event ev = { .message_id = MSGID_RELOAD_FAILED };
+                log_module_event(LOG_ERR, &ev, "reload failed, keeping the running policy: %s", error ?: strerror(-r));
+                signing_key_unref(key);
+                config_done(&c);
+                (void) sd_notify(false, "READY=1");
+                daemon_notify_status(d);
+                return r;
+        }
+        daemon_policy_unref(d->policy);
+        d->policy = policy;
 
         char old_fingerprint[sizeof(d->key->fingerprint)];
         memcpy(old_fingerprint, d->key->fingerprint, sizeof(old_fingerprint));

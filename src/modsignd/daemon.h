@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include "conf.h"
+#include "daemon-policy.h"
 #include "signing-key.h"
 #include "workers.h"
 
@@ -41,6 +42,8 @@ struct daemon {
         struct audit_log *audit;          /* daemon-audit.h */
         sd_event_source *audit_timer;
         uint64_t audit_head_logged_seq;
+        struct daemon_policy *policy;     /* the signing gate; swapped by a reload */
+        struct daemon_rate rate;          /* RateLimit=: one bucket, kept across reloads */
 };
 
 enum tree_outcome {

@@ -111,6 +111,10 @@ static int load(struct daemon *d) {
         r = signing_key_load(&d->config, &d->key, &error);
         if (r < 0)
                 return log_error_errno(r, "cannot load the signing key: %s", error ?: strerror(-r));
+        pthread_mutex_init(&d->rate.lock, NULL);
+        r = daemon_policy_load(&d->config, &d->rate, &d->policy, &error);
+        if (r < 0)
+                return log_error_errno(r, "cannot load the policy: %s", error ?: strerror(-r));
         return 0;
 }
 
@@ -133,6 +137,7 @@ static int run(int argc, char *argv[]) {
 
         r = load(&d);
         if (r < 0) {
+                signing_key_unref(d.key);
                 config_done(&d.config);
                 return EXIT_FAILURE;
         }
@@ -141,6 +146,7 @@ static int run(int argc, char *argv[]) {
                        d.config.private_key, d.config.certificate, d.key->fingerprint, d.config.hash,
                        policy_mode_to_string(d.config.policy_mode), d.config.watch_paths.n);
                 signing_key_unref(d.key);
+                daemon_policy_unref(d.policy);
                 config_done(&d.config);
                 return EXIT_SUCCESS;
         }
@@ -214,6 +220,7 @@ finish:
         watcher_free(d.watcher);
         daemon_audit_close(&d);
         signing_key_unref(d.key);
+        daemon_policy_unref(d.policy);
         config_done(&d.config);
         sd_event_unref(d.event);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,8 +121,15 @@ struct sign_job {
         struct connection *conn;
         struct daemon *daemon;
         struct signing_key *key;
+        struct daemon_policy *policy;
         int module_fd;
         char *hash_requested, *kernel, *name;
+        /* ORIGIN=dkms: the shim's word, and its build path when that path is this very file */
+        bool dkms_origin;
+        char *dkms_path;
+        int dkms_dir_fd;
+        struct policy_decision decision;
+        char *dkms_package, *dkms_version;
         /* results */
         int error;
         const char *why;
@@ -142,40 +150,55 @@ static void sign_job_run(struct job *j) {
         struct sign_job *t = (struct sign_job *) j;
         struct module_file m;
         enum modsign_outcome outcome;
+        bool opened;
         int r;
 
         t->ran = true;
         r = module_file_open_fd(t->module_fd, &m, &t->why);
         t->module_fd = -EBADF; /* owned by m now, or closed */
-        if (r < 0) {
+        if (r < 0 && r != -ENOEXEC) {
                 t->error = r;
-                t->rule = r == -ENOEXEC ? "not-a-module" : NULL;
                 return;
         }
-        (void) digest_fd_sha256(m.fd, t->sha256_before);
-        t->module_name = m.meta.name ? strdup(m.meta.name) : NULL;
-        t->version = m.meta.version ? strdup(m.meta.version) : NULL;
-        if (m.compression != COMPRESSION_NONE) {
-                t->error = -EMEDIUMTYPE;
-                t->why = "compressed module: send it before compression, or sign it in place with 'modsignctl sign'";
-                t->rule = "compressed";
-                goto out;
+        opened = r >= 0;
+        if (opened) {
+                (void) digest_fd_sha256(m.fd, t->sha256_before);
+                t->module_name = m.meta.name ? strdup(m.meta.name) : NULL;
+                t->version = m.meta.version ? strdup(m.meta.version) : NULL;
         }
-        if (t->kernel)
-                t->release = strdup(t->kernel);
-        else if (module_vermagic_release(m.meta.vermagic, &t->release) < 0)
-                t->release = NULL;
-        if (!t->release) {
-                t->error = -EINVAL;
-                t->why = "no kernel release given and no usable vermagic";
-                t->rule = "vermagic";
-                goto out;
-        }
-        if (!kernel_installed(t->release)) {
-                t->error = -ENOENT;
-                t->why = "built for a kernel that is not installed";
-                t->rule = "kernel-not-installed";
-                goto out;
+        {
+                /* The gate decides (policy.h). Without the shim's verified build path, the
+                 * daemon knows the file only by its descriptor: no directory to judge. */
+                struct policy_gathered g = {};
+                struct policy_request preq = {
+                        .requester = t->dkms_origin ? POLICY_REQUESTER_DKMS_SHIM : POLICY_REQUESTER_SOCKET,
+                        .m = opened ? &m : NULL,
+                        .path = t->dkms_path,
+                        .dir_fd = t->dkms_dir_fd,
+                        .file_name = t->name,
+                        .release = t->kernel,
+                        .hash = t->hash_requested,
+                        .dkms_origin = t->dkms_origin,
+                        .dkms_path = t->dkms_path,
+                };
+                r = daemon_policy_decide(t->policy, t->key, &preq, &g, &t->decision);
+                if (r < 0) {
+                        t->error = r;
+                        t->why = "cannot gather the policy's facts";
+                        goto out;
+                }
+                t->release = g.release ? strdup(g.release) : NULL;
+                if (g.facts.dkms_package && g.facts.dkms_version) {
+                        t->dkms_package = strdup(g.facts.dkms_package);
+                        t->dkms_version = strdup(g.facts.dkms_version);
+                }
+                policy_gathered_done(&g);
+                if (!t->decision.allow) {
+                        t->error = daemon_policy_errno(t->decision.rule);
+                        t->why = t->decision.reason;
+                        t->rule = t->decision.rule;
+                        goto out;
+                }
         }
         r = signing_key_pick_hash(t->key, t->hash_requested, t->release, &t->hash);
         if (r < 0) {
@@ -221,7 +244,8 @@ static void sign_job_run(struct job *j) {
                 }
         }
 out:
-        module_file_close(&m);
+        if (opened)
+                module_file_close(&m);
 }
 
 static void sign_job_done(struct job *j) {
@@ -237,8 +261,11 @@ static void sign_job_done(struct job *j) {
         };
 
         struct daemon_audit_entry ae = {};
+        char reason[128];
         struct audit_record rec = {
-                .path = t->name,
+                .path = t->dkms_path ?: t->name,
+                .dkms_package = t->dkms_package,
+                .dkms_version = t->dkms_version,
                 .module = t->module_name,
                 .version = t->version,
                 .kernel = t->release,
@@ -256,7 +283,8 @@ static void sign_job_done(struct job *j) {
                 rec.event = t->resigned ? AUDIT_EVENT_RESIGNED : AUDIT_EVENT_SIGNED;
                 rec.sha256_after = t->sha256_after[0] ? t->sha256_after : NULL;
                 rec.rule = "sign-request";
-                rec.reason = t->hash;
+                snprintf(reason, sizeof(reason), "%s; policy %s", t->hash, t->decision.rule ?: "?");
+                rec.reason = reason;
                 if (daemon_audit_append(d, &rec, &ae) < 0) {
                         t->error = ae.error;
                         t->why = "the audit log cannot be written; no signature is handed out";
@@ -316,8 +344,13 @@ static void sign_job_done(struct job *j) {
         resume_reading(c);
 
         safe_close(t->module_fd);
+        safe_close(t->dkms_dir_fd);
         connection_unref(c);
         signing_key_unref(t->key);
+        daemon_policy_unref(t->policy);
+        free(t->dkms_path);
+        free(t->dkms_package);
+        free(t->dkms_version);
         free(t->hash_requested);
         free(t->kernel);
         free(t->name);
@@ -329,8 +362,35 @@ static void sign_job_done(struct job *j) {
         free(t);
 }
 
+/* Whether 'path' names the file 'st' describes, reached without following a symlink at its
+ * last component; then *ret_path (a copy) and *ret_dir_fd (its directory, for the policy's
+ * ownership rule) are set. */
+static void verify_dkms_path(const char *path, const struct stat *st, char **ret_path, int *ret_dir_fd) {
+        _cleanup_close_ int dir_fd = -EBADF;
+        char dir[PATH_MAX];
+        struct stat now;
+        char *slash;
+
+        if (strlen(path) >= sizeof(dir))
+                return;
+        strcpy(dir, path);
+        slash = strrchr(dir, '/');
+        if (!slash || !slash[1])
+                return;
+        *slash = '\0';
+        dir_fd = open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0 || fstatat(dir_fd, slash + 1, &now, AT_SYMLINK_NOFOLLOW) < 0)
+                return;
+        if (!S_ISREG(now.st_mode) || now.st_dev != st->st_dev || now.st_ino != st->st_ino)
+                return;
+        *ret_path = strdup(path);
+        if (*ret_path)
+                *ret_dir_fd = TAKE_FD(dir_fd);
+}
+
 static void handle_sign(struct connection *c, const struct proto_message *m, int module_fd) {
         struct daemon *d = c->server->daemon;
+        _cleanup_free_ char *origin = NULL, *dkms_path = NULL;
         struct sign_job *t;
         struct stat st;
         int r;
@@ -358,16 +418,25 @@ static void handle_sign(struct connection *c, const struct proto_message *m, int
         c->n_ref++;
         t->daemon = d;
         t->key = signing_key_ref(d->key);
+        t->policy = daemon_policy_ref(d->policy);
         t->module_fd = module_fd;
+        t->dkms_dir_fd = -EBADF;
         if ((proto_get_string(m, PROTO_TAG_HASH, &t->hash_requested) == -EBADMSG) ||
             (proto_get_string(m, PROTO_TAG_KERNEL, &t->kernel) == -EBADMSG) ||
-            (proto_get_string(m, PROTO_TAG_NAME, &t->name) == -EBADMSG)) {
+            (proto_get_string(m, PROTO_TAG_NAME, &t->name) == -EBADMSG) ||
+            (proto_get_string(m, PROTO_TAG_ORIGIN, &origin) == -EBADMSG) ||
+            (proto_get_string(m, PROTO_TAG_DKMS_PATH, &dkms_path) == -EBADMSG)) {
                 t->error = -EBADMSG;
                 t->why = "malformed string field";
                 sign_job_done(&t->job);
                 connection_close(c);
                 return;
         }
+        /* ORIGIN=dkms is root's word that DKMS is building: taken, and audited. Its path is
+         * believed only when it leads to the very file whose descriptor came along. */
+        t->dkms_origin = streq_ptr(origin, "dkms");
+        if (t->dkms_origin && dkms_path && dkms_path[0] == '/')
+                verify_dkms_path(dkms_path, &st, &t->dkms_path, &t->dkms_dir_fd);
         r = workers_submit(d->workers, &t->job);
         if (r < 0) {
                 t->error = r;

@@ -248,6 +248,11 @@ make_key_root() {
 # daemon_config DIR KEYNAME WATCH... : write DIR/modsignd.conf for key KEYNAME (make_key)
 # watching only the given trees, Socket=DIR/own.socket, Hash=sha256, 2 workers. More
 # sections may be appended to $DAEMON_CONF afterwards.
+# The policy is Mode=allowlist, Allow=* and RateLimit=off: these tests are about the daemon's
+# machinery (arrivals, the socket, reloads), and their scratch modules come from no DKMS
+# package. The gate's own rules are tested in test-daemon-policy.sh; the DKMS test sets
+# Mode=dkms (the default) again, for the real dkms builds. (A later [Policy] section's
+# Allow= with an empty value clears the list.)
 daemon_config() {
 	local dir=$1 key=$2 p
 	shift 2
@@ -262,6 +267,7 @@ daemon_config() {
 		for p in "$@"; do
 			printf 'Path=%s\n' "$p"
 		done
+		printf '[Policy]\nMode=allowlist\nAllow=*\nRateLimit=off\n'
 		printf '[Daemon]\nSocket=%s\nStateDirectory=%s\nWorkers=2\n' "$dir/own.socket" "$dir/state"
 	} >"$DAEMON_CONF"
 }

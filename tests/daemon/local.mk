@@ -16,7 +16,8 @@ DAEMON_TESTS = \
 	tests/daemon/test-daemon-reload-term.sh \
 	tests/daemon/test-daemon-late-tree.sh \
 	tests/daemon/test-daemon-audit.sh \
-	tests/daemon/test-daemon-provenance.sh
+	tests/daemon/test-daemon-provenance.sh \
+	tests/daemon/test-daemon-policy.sh
 
 TESTS += $(DAEMON_TESTS)
 

@@ -66,6 +66,10 @@ cp "$srcdir/tests/dkms/pkg/dkms.conf" "$srcdir/tests/dkms/pkg/Kbuild" \
 cp "$CERT" "$ETC/modsignd/signing.crt"
 
 daemon_config "$WORKDIR/d" a "$DKMS_TREE" "$INSTALL_TREE"
+# The policy DKMS machines run with (the default Mode=dkms), not the daemon tests' allowlist:
+# what the real dkms builds from its registered package must pass the dkms rule, in the
+# build directory (the shim's ORIGIN=dkms), the DKMS tree and the installed copies.
+printf '[Policy]\nMode=dkms\nAllow=\nDkmsTree=%s\n' "$DKMS_TREE" >>"$DAEMON_CONF"
 
 # The hooks exactly as installed, but pointing at this build and this configuration.
 subst_hook() {
@@ -339,12 +343,23 @@ case_sign_tool_hook() {
 	unsigning_dropin
 	dkms_ok build -m "$PKG" -v "$VER" -k "$KVER"
 	install_dropin
-	cp "$(tree_copy "$KVER")" "$WORKDIR/m.ko"
+	# DKMS 2.8 calls it on the module in its build directory, where Mode=dkms believes it
+	local m=$DKMS_TREE/$PKG/$VER/build/$MODNAME.ko
+	mkdir -p "$(dirname "$m")"
+	cp "$(tree_copy "$KVER")" "$m"
 	step "the DKMS 2.8 sign_tool hook, called as DKMS 2.8 calls it: KERNELVERSION MODULE"
-	run_cmd "$HOOKS/dkms-sign-tool" "$KVER" "$WORKDIR/m.ko"
+	run_cmd "$HOOKS/dkms-sign-tool" "$KVER" "$m"
 	[ "$LAST_RC" -eq 0 ] || { _report_last; fail "dkms-sign-tool failed"; }
-	assert_verifies "$CERT" "$WORKDIR/m.ko"
-	expect_exit 2 "$HOOKS/dkms-sign-tool" "$WORKDIR/m.ko"
+	assert_verifies "$CERT" "$m"
+	expect_exit 2 "$HOOKS/dkms-sign-tool" "$m"
+	step "a module outside any DKMS build directory is refused by the policy (rule not-dkms)"
+	cp "$(tree_copy "$KVER")" "$WORKDIR/m.ko"
+	run_cmd "$HOOKS/dkms-sign-tool" "$KVER" "$WORKDIR/m.ko"
+	if [ "$LAST_RC" -eq 0 ] || ! grep -q "(rule not-dkms)" "$LAST_ERR"; then
+		_report_last
+		fail "dkms-sign-tool signed a module from outside DKMS under Mode=dkms"
+	fi
+	ok "$(grep -m1 'rule not-dkms' "$LAST_ERR")"
 }
 
 case_remove_leaves_nothing() {

@@ -68,3 +68,7 @@ UNIT_TESTS += tests/unit/test-report
 tests_unit_test_report_SOURCES = tests/unit/test-report.c $(UNIT_UTIL_SOURCES)
 tests_unit_test_report_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS)
 tests_unit_test_report_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test-policy
+tests_unit_test_policy_SOURCES = tests/unit/test-policy.c $(UNIT_UTIL_SOURCES)
+tests_unit_test_policy_CFLAGS = $(UNIT_CFLAGS) $(JSONC_CFLAGS)
+tests_unit_test_policy_LDADD = $(UNIT_LDADD)

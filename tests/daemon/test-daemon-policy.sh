@@ -1,0 +1,391 @@
+#!/bin/bash
+# The policy gate (src/lib/policy.h) as the daemon applies it, rule by rule. Each refusal is
+# asserted three ways: the module is not signed, the rule and reason reach the requester (the
+# SIGN client's error reply, `modsignctl dkms-sign-file`'s message, or the daemon's log for the
+# watcher), and the audit log has a "refused" record with that rule
+# (`modsignctl audit show --json`). The [Policy] section is rewritten and reloaded between
+# cases (one daemon throughout, activated as systemd does).
+#  - always refused: not-a-module, vermagic, kernel-not-installed, compressed (SIGN), hash,
+#    file-owner, dir-writable, blocklist (by SHA-256 and by name glob), deny,
+#    signed-by-trusted-key, signed-by-another-key, cert-expired, cert-revoked, cert-usage,
+#    rate-limit;
+#  - Mode=allowlist: globs admit and refuse (not-allowlisted);
+#  - Mode=dkms: a module in the DKMS tree that its package's dkms.conf builds is signed; one
+#    it does not build is refused (dkms-unregistered); a scratch module is refused (not-dkms);
+#    the DKMS shim (ORIGIN=dkms) is believed for its build directory, not elsewhere;
+#  - Mode=approve end to end: a new module waits (not-approved), `modsignctl pending` lists
+#    it, `modsignctl approve NAME` approves it and has the daemon scan its directory, and it
+#    is signed then (the next arrival would do too).
+# shellcheck disable=SC2317 # the case functions are called through run_case
+set -eu
+srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$srcdir/tests/daemon/lib.sh"
+
+daemon_setup_workdir
+daemon_require
+require_cmd jq sha256sum xz
+make_key_root rsa2048 a
+make_key_root rsa2048 b
+CERT=$(cert_of a)
+FPR=$(openssl x509 -in "$CERT" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')
+daemon_helper sign-client
+CLIENT=$HELPER
+ARCH=$(uname -m)
+
+mkdir -p "$WORKDIR/src" "$WORKDIR/out" "$WORKDIR/etc"
+for n in plain hashmod owned foreign trusted blocked_sha blockedname denied vbox_x alpha beta scratch newmod \
+	rated1 rated2 rated3 wr expired revoked usage; do
+	make_small_module "$WORKDIR/src/$n.ko" "$n"
+done
+expect_exit 0 "$MODSIGNCTL" sign --key "$(key_of b)" --cert "$(cert_of b)" --hash sha256 "$WORKDIR/src/foreign.ko"
+expect_exit 0 "$MODSIGNCTL" sign --key "$(key_of b)" --cert "$(cert_of b)" --hash sha256 "$WORKDIR/src/trusted.ko"
+printf 'not a module\n' >"$WORKDIR/src/text.ko"
+# a relocatable object with a .modinfo but no vermagic
+printf 'static const char __attribute__((section(".modinfo"), used)) m[] = "name=novm\\0license=GPL\\0";\n' \
+	>"$WORKDIR/novm.c"
+gcc -c -o "$WORKDIR/src/novm.ko" "$WORKDIR/novm.c" || fail "cannot build novm.ko"
+cp "$WORKDIR/src/plain.ko" "$WORKDIR/src/comp.ko"
+xz --check=crc32 "$WORKDIR/src/comp.ko"
+
+# Keys the certificate rules refuse: expired (openssl ca with dates in the past), and one for
+# TLS servers only (extendedKeyUsage serverAuth, keyUsage keyEncipherment).
+make_special_key() {
+	local name=$1 dir=$WORKDIR/keys/$1
+	mkdir -p "$dir/certs"
+	: >"$dir/index.txt"
+	echo 01 >"$dir/serial"
+	cat >"$dir/ca.cnf" <<-EOF
+		[ca]
+		default_ca = c
+		[c]
+		database = $dir/index.txt
+		new_certs_dir = $dir/certs
+		serial = $dir/serial
+		default_md = sha256
+		policy = p
+		x509_extensions = ext
+		unique_subject = no
+		[p]
+		commonName = supplied
+		[req]
+		distinguished_name = dn
+		prompt = no
+		[dn]
+		CN = modsignd test $name
+		[ext]
+		$2
+	EOF
+	openssl req -new -newkey rsa:2048 -nodes -keyout "$dir/key.pem" -out "$dir/req.csr" -config "$dir/ca.cnf" \
+		>"$dir/log" 2>&1 || fail "openssl req failed for $name" "$(cat "$dir/log")"
+	openssl ca -batch -selfsign -config "$dir/ca.cnf" -keyfile "$dir/key.pem" -in "$dir/req.csr" -out "$dir/cert.pem" \
+		-startdate "$3" -enddate "$4" >>"$dir/log" 2>&1 || fail "openssl ca failed for $name" "$(cat "$dir/log")"
+	chmod 0600 "$dir/key.pem"
+}
+make_special_key expired $'keyUsage = digitalSignature\nextendedKeyUsage = codeSigning' 20200101000000Z 20210101000000Z
+make_special_key tls $'keyUsage = keyEncipherment\nextendedKeyUsage = serverAuth' 20200101000000Z 20991231000000Z
+
+# A DKMS tree with one registered package that builds "alpha" (not "beta").
+DKMS_TREE=$WORKDIR/dkms
+PKGDIR=$DKMS_TREE/pkg/1.0
+mkdir -p "$PKGDIR/source" "$PKGDIR/$KVER/$ARCH/module" "$PKGDIR/build"
+cat >"$PKGDIR/source/dkms.conf" <<EOF
+PACKAGE_NAME="pkg"
+PACKAGE_VERSION="1.0"
+BUILT_MODULE_NAME[0]="alpha"
+DEST_MODULE_LOCATION[0]="/updates/dkms"
+EOF
+
+make_tree "$WORKDIR/root"
+daemon_config "$WORKDIR/d" a "$TREE_ROOT" "$DKMS_TREE"
+BASE_CONF=$(cat "$DAEMON_CONF")
+LOG=$WORKDIR/d/state/audit.jsonl
+daemon_start activate
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# set_policy LINE...: the base configuration, then a [Policy] section of these lines (after
+# Allow= and RateLimit=off, which reset the base's allowlist), and a reload.
+set_policy() {
+	{
+		printf '%s\n' "$BASE_CONF"
+		printf '[Policy]\nAllow=\nRateLimit=off\n'
+		printf '%s\n' "$@"
+	} >"$DAEMON_CONF"
+	wait_idle
+	ctl reload
+	[ "$LAST_RC" -eq 0 ] || { _report_last; daemon_show_log; fail "reload with policy '$*' failed"; }
+}
+
+# audit_last PATH: the last record of the audit log (as `audit show --json` gives it) for PATH.
+audit_last() {
+	"$MODSIGNCTL" audit show --file "$LOG" --json | jq -c --arg p "$1" 'select(.path == $p)' | tail -n 1
+}
+
+# expect_record PATH EVENT RULE [REQUESTER]: the last record for PATH says so.
+expect_record() {
+	local rec
+	rec=$(audit_last "$1")
+	[ -n "$rec" ] || fail "no audit record for $1"
+	[ "$(jq -r .event <<<"$rec")" = "$2" ] || fail "audit record of $1: event $(jq -r .event <<<"$rec"), expected $2" "$rec"
+	[ "$(jq -r '.rule // "-"' <<<"$rec")" = "$3" ] || fail "audit record of $1: rule $(jq -r .rule <<<"$rec"), expected $3" "$rec"
+	if [ -n "${4:-}" ]; then
+		[ "$(jq -r 'if (.requester|type) == "object" then .requester.comm else .requester end' <<<"$rec")" = "$4" ] ||
+			fail "audit record of $1: requester $(jq -c .requester <<<"$rec"), expected $4" "$rec"
+	fi
+	ok "audit: $rec"
+}
+
+# sign_refused MODULE NAME RULE [HASH [KERNEL]]: a SIGN request is refused with RULE, the
+# reply carries it and a reason, nothing is written, and the audit log records it.
+sign_refused() {
+	local module=$1 name=$2 rule=$3 hash=${4:-sha256} kernel=${5:-$KVER}
+	rm -f "$WORKDIR/out/$name"
+	run_cmd "$CLIENT" "$DAEMON_SOCKET" sign "$module" "$WORKDIR/out/$name" "$hash" "$name" "$kernel"
+	if [ "$LAST_RC" -ne 1 ] || ! grep -q "rule=$rule message=." "$LAST_OUT"; then
+		_report_last
+		daemon_show_log
+		fail "SIGN of $name: expected a refusal with rule $rule"
+	fi
+	[ ! -e "$WORKDIR/out/$name" ] || fail "a signature was handed out for $name"
+	ok "SIGN $name: $(cat "$LAST_OUT")"
+	expect_record "$name" refused "$rule" sign-client
+}
+
+# sign_ok MODULE NAME: a SIGN request is answered with a signature that verifies.
+sign_ok() {
+	rm -f "$WORKDIR/out/$2"
+	run_cmd "$CLIENT" "$DAEMON_SOCKET" sign "$1" "$WORKDIR/out/$2" sha256 "$2" "$KVER"
+	[ "$LAST_RC" -eq 0 ] || { _report_last; daemon_show_log; fail "SIGN of $2 was not answered with a signature"; }
+	assert_verifies "$CERT" "$WORKDIR/out/$2"
+	expect_record "$2" signed sign-request sign-client
+}
+
+# log_has_rule PATH RULE: the daemon logged a decision about PATH naming RULE.
+log_has_rule() {
+	grep -F -- "$1" "$DAEMON_LOG" | grep -qF "rule $2"
+}
+
+# tree_refused PATH RULE: the watcher (or a scan) refuses PATH with RULE: the log says so with
+# the rule, the file is unchanged, and the audit log records it.
+tree_refused() {
+	local path=$1 rule=$2 before
+	before=$(sha "$path")
+	wait_until "$DAEMON_TIMEOUT" "the refusal of $path (rule $rule) in the log" log_has_rule "$path" "$rule"
+	ok "log: $(grep -F -- "$path" "$DAEMON_LOG" | tail -n 1)"
+	[ "$(sha "$path")" = "$before" ] || fail "$path was changed although it was refused"
+	expect_record "$path" refused "$rule" watcher
+}
+
+case_module_rules() {
+	set_policy Mode=allowlist 'Allow=*'
+	step "not an ELF module"
+	sign_refused "$WORKDIR/src/text.ko" text.ko not-a-module
+	step "no vermagic and no KERNEL"
+	sign_refused "$WORKDIR/src/novm.ko" novm.ko vermagic sha256 -
+	step "a kernel that is not installed"
+	sign_refused "$WORKDIR/src/plain.ko" plain-9.ko kernel-not-installed sha256 9.99.0-nope
+	step "a compressed module over the socket"
+	sign_refused "$WORKDIR/src/comp.ko.xz" comp.ko.xz compressed
+	step "a weak hash"
+	sign_refused "$WORKDIR/src/hashmod.ko" hashmod.ko hash sha1
+	step "for contrast: the same module with sha256 is signed"
+	sign_ok "$WORKDIR/src/hashmod.ko" hashmod-ok.ko
+}
+run_case "module rules: not-a-module, vermagic, kernel-not-installed, compressed, hash" case_module_rules
+
+case_file_rules() {
+	step "a file not owned by root (SIGN)"
+	cp "$WORKDIR/src/owned.ko" "$WORKDIR/src/owned-1000.ko"
+	chown 1000:1000 "$WORKDIR/src/owned-1000.ko"
+	sign_refused "$WORKDIR/src/owned-1000.ko" owned-1000.ko file-owner
+	step "a file not owned by root (watcher)"
+	cp "$WORKDIR/src/owned.ko" "$WORKDIR/staged.ko"
+	chown 1000:1000 "$WORKDIR/staged.ko"
+	mv "$WORKDIR/staged.ko" "$UPD/owned.ko"
+	tree_refused "$UPD/owned.ko" file-owner
+	step "a module in a world-writable directory (watcher)"
+	mkdir -p "$UPD/wr"
+	chmod 0777 "$UPD/wr"
+	cp "$WORKDIR/src/wr.ko" "$UPD/wr/wr.ko"
+	tree_refused "$UPD/wr/wr.ko" dir-writable
+	step "group-writable, sticky or not, is no better (a scan)"
+	chmod 1775 "$UPD/wr"
+	ctl --json scan "$UPD/wr"
+	[ "$(jq -r .refused "$LAST_OUT")" = 1 ] || { _report_last; fail "the scan did not refuse wr.ko"; }
+	ok "scan (exit $LAST_RC): $(jq -c . "$LAST_OUT")"
+	expect_record "$UPD/wr/wr.ko" refused dir-writable
+}
+run_case "file rules: file-owner, dir-writable" case_file_rules
+
+case_lists() {
+	printf '# test blocklist\n%s\nblocked*name\n' "$(sha "$WORKDIR/src/blocked_sha.ko")" >"$WORKDIR/etc/blocklist"
+	set_policy Mode=allowlist 'Allow=*' "Blocklist=$WORKDIR/etc/blocklist" 'Deny=vbox*' 'Deny=denied'
+	step "blocklisted by SHA-256 (SIGN)"
+	sign_refused "$WORKDIR/src/blocked_sha.ko" blocked_sha.ko blocklist
+	grep -q "SHA-256 $(sha "$WORKDIR/src/blocked_sha.ko")" "$LAST_OUT" || fail "the reason does not name the digest"
+	step "blocklisted by a name glob (watcher)"
+	cp "$WORKDIR/src/blockedname.ko" "$UPD/blockedname.ko"
+	tree_refused "$UPD/blockedname.ko" blocklist
+	step "Deny= globs (SIGN and watcher); Allow=* does not override them"
+	sign_refused "$WORKDIR/src/vbox_x.ko" vbox_x.ko deny
+	cp "$WORKDIR/src/denied.ko" "$UPD/denied.ko"
+	tree_refused "$UPD/denied.ko" deny
+	step "modsignctl sign (the CLI) passes the same gate"
+	cp "$WORKDIR/src/denied.ko" "$WORKDIR/out/cli-denied.ko"
+	run_cmd env "MODSIGND_STATE_DIRECTORY=$WORKDIR/d/state" "$MODSIGNCTL" --config "$DAEMON_CONF" sign \
+		--key "$(key_of a)" --cert "$CERT" --hash sha256 "$WORKDIR/out/cli-denied.ko"
+	if [ "$LAST_RC" -ne 1 ] || ! grep -q "refused by policy: .*(rule deny)" "$LAST_ERR"; then
+		_report_last
+		fail "modsignctl sign did not refuse with rule deny"
+	fi
+	ok "$(cat "$LAST_ERR")"
+	expect_record "$WORKDIR/out/cli-denied.ko" refused deny cli
+}
+run_case "lists: blocklist (digest and name), deny" case_lists
+
+case_signatures() {
+	set_policy Mode=allowlist 'Allow=*' "TrustedCertificates=$(cert_of b)"
+	step "signed by a key the kernel trusts (TrustedCertificates=): never re-signed (SIGN and watcher)"
+	sign_refused "$WORKDIR/src/trusted.ko" trusted.ko signed-by-trusted-key
+	cp "$WORKDIR/src/trusted.ko" "$UPD/trusted.ko"
+	tree_refused "$UPD/trusted.ko" signed-by-trusted-key
+	set_policy Mode=allowlist 'Allow=*'
+	step "signed by another key, not trusted"
+	sign_refused "$WORKDIR/src/foreign.ko" foreign.ko signed-by-another-key
+}
+run_case "signatures: signed-by-trusted-key, signed-by-another-key" case_signatures
+
+case_certificates() {
+	local fpr_b
+	step "an expired certificate signs nothing"
+	set_policy Mode=allowlist 'Allow=*' '[Key]' "PrivateKey=$WORKDIR/keys/expired/key.pem" \
+		"Certificate=$WORKDIR/keys/expired/cert.pem"
+	sign_refused "$WORKDIR/src/expired.ko" expired.ko cert-expired
+	step "a certificate for TLS servers (no codeSigning) signs nothing"
+	set_policy Mode=allowlist 'Allow=*' '[Key]' "PrivateKey=$WORKDIR/keys/tls/key.pem" \
+		"Certificate=$WORKDIR/keys/tls/cert.pem"
+	sign_refused "$WORKDIR/src/usage.ko" usage.ko cert-usage
+	step "a revoked certificate (by fingerprint, from a file) signs nothing"
+	printf '%s\n' "$FPR" >"$WORKDIR/etc/revoked"
+	set_policy Mode=allowlist 'Allow=*' "RevokedCertificates=$WORKDIR/etc/revoked"
+	sign_refused "$WORKDIR/src/revoked.ko" revoked.ko cert-revoked
+	step "... by serial number"
+	set_policy Mode=allowlist 'Allow=*' "RevokedCertificates=$(openssl x509 -in "$CERT" -noout -serial | sed 's/.*=//')"
+	sign_refused "$WORKDIR/src/revoked.ko" revoked2.ko cert-revoked
+	step "another key's fingerprint revoked: ours still signs"
+	fpr_b=$(openssl x509 -in "$(cert_of b)" -noout -fingerprint -sha256 | sed 's/.*=//')
+	set_policy Mode=allowlist 'Allow=*' "RevokedCertificates=$fpr_b"
+	sign_ok "$WORKDIR/src/revoked.ko" revoked-ok.ko
+}
+run_case "certificates: cert-expired, cert-usage, cert-revoked" case_certificates
+
+case_rate_limit() {
+	set_policy Mode=allowlist 'Allow=*' RateLimit=2/hour
+	step "RateLimit=2/hour: two signatures, then refused"
+	sign_ok "$WORKDIR/src/rated1.ko" rated1.ko
+	sign_ok "$WORKDIR/src/rated2.ko" rated2.ko
+	sign_refused "$WORKDIR/src/rated3.ko" rated3.ko rate-limit
+	step "a refusal by another rule is that rule's, not the rate limit's"
+	sign_refused "$WORKDIR/src/plain.ko" plain-9b.ko kernel-not-installed sha256 9.99.0-nope
+}
+run_case "rate-limit" case_rate_limit
+
+case_allowlist() {
+	set_policy Mode=allowlist 'Allow=scr?tch' 'Allow=al*'
+	step "Mode=allowlist: a name no glob matches is refused"
+	sign_refused "$WORKDIR/src/beta.ko" beta.ko not-allowlisted
+	step "globs admit"
+	sign_ok "$WORKDIR/src/scratch.ko" scratch.ko
+}
+run_case "Mode=allowlist" case_allowlist
+
+case_dkms() {
+	set_policy Mode=dkms "DkmsTree=$DKMS_TREE"
+	step "Mode=dkms: a scratch module in a watched tree is refused"
+	cp "$WORKDIR/src/scratch.ko" "$UPD/scratch.ko"
+	tree_refused "$UPD/scratch.ko" not-dkms
+	step "a module in the DKMS tree that its dkms.conf builds is signed"
+	cp "$WORKDIR/src/alpha.ko" "$PKGDIR/$KVER/$ARCH/module/alpha.ko"
+	wait_signed "$PKGDIR/$KVER/$ARCH/module/alpha.ko"
+	assert_verifies "$CERT" "$PKGDIR/$KVER/$ARCH/module/alpha.ko"
+	expect_record "$PKGDIR/$KVER/$ARCH/module/alpha.ko" signed watched-tree watcher
+	[ "$(audit_last "$PKGDIR/$KVER/$ARCH/module/alpha.ko" | jq -r .dkms.package)" = pkg ] ||
+		fail "the record does not name the DKMS package"
+	step "one it does not build is refused"
+	cp "$WORKDIR/src/beta.ko" "$PKGDIR/$KVER/$ARCH/module/beta.ko"
+	tree_refused "$PKGDIR/$KVER/$ARCH/module/beta.ko" dkms-unregistered
+	step "a SIGN without ORIGIN=dkms is refused"
+	sign_refused "$WORKDIR/src/alpha.ko" alpha-plain.ko not-dkms
+
+	# The DKMS shim, as DKMS runs it on the module in its build directory.
+	step "the DKMS shim (ORIGIN=dkms) for its build directory: signed"
+	cp "$WORKDIR/src/alpha.ko" "$PKGDIR/build/alpha.ko"
+	run_cmd "$MODSIGNCTL" --config "$DAEMON_CONF" --socket "$DAEMON_SOCKET" dkms-sign-file sha256 pkcs11:modsignd-daemon-key "$CERT" "$PKGDIR/build/alpha.ko"
+	[ "$LAST_RC" -eq 0 ] || { _report_last; daemon_show_log; fail "the shim's module was not signed"; }
+	assert_verifies "$CERT" "$PKGDIR/build/alpha.ko"
+	expect_record "$PKGDIR/build/alpha.ko" signed sign-request
+	step "the shim for a name the package does not build: refused, and it says which rule"
+	cp "$WORKDIR/src/beta.ko" "$PKGDIR/build/beta.ko"
+	run_cmd "$MODSIGNCTL" --config "$DAEMON_CONF" --socket "$DAEMON_SOCKET" dkms-sign-file sha256 pkcs11:modsignd-daemon-key "$CERT" "$PKGDIR/build/beta.ko"
+	if [ "$LAST_RC" -ne 1 ] || ! grep -q "modsignd refused: .*(rule dkms-unregistered)" "$LAST_ERR"; then
+		_report_last
+		fail "the shim did not report the dkms-unregistered refusal"
+	fi
+	ok "$(cat "$LAST_ERR")"
+	expect_record "$PKGDIR/build/beta.ko" refused dkms-unregistered
+	step "the shim for a file outside any DKMS build directory: refused"
+	cp "$WORKDIR/src/alpha.ko" "$WORKDIR/out/elsewhere-alpha.ko"
+	run_cmd "$MODSIGNCTL" --config "$DAEMON_CONF" --socket "$DAEMON_SOCKET" dkms-sign-file sha256 pkcs11:modsignd-daemon-key "$CERT" \
+		"$WORKDIR/out/elsewhere-alpha.ko"
+	if [ "$LAST_RC" -ne 1 ] || ! grep -q "(rule not-dkms)" "$LAST_ERR"; then
+		_report_last
+		fail "the shim did not report the not-dkms refusal"
+	fi
+	ok "$(cat "$LAST_ERR")"
+	expect_record "$WORKDIR/out/elsewhere-alpha.ko" refused not-dkms
+}
+run_case "Mode=dkms: DKMS tree, dkms.conf, the shim's ORIGIN=dkms" case_dkms
+
+case_approve() {
+	local path=$UPD/newmod.ko
+	set_policy Mode=approve
+	step "Mode=approve: a new module waits"
+	cp "$WORKDIR/src/newmod.ko" "$path"
+	tree_refused "$path" not-approved
+	step "modsignctl pending lists it"
+	run_cmd "$MODSIGNCTL" --config "$DAEMON_CONF" --json pending
+	[ "$LAST_RC" -eq 0 ] || { _report_last; fail "modsignctl pending failed"; }
+	[ "$(jq -r '.[] | select(.name == "newmod") | .path' "$LAST_OUT")" = "$path" ] ||
+		fail "pending does not list newmod at $path" "$(cat "$LAST_OUT")"
+	ok "$(jq -c '.[]' "$LAST_OUT")"
+	[ "$(stat -c %a "$WORKDIR/d/state/pending.json")" = 600 ] || fail "pending.json is not 0600"
+	step "modsignctl approve newmod: approved, its directory scanned, the module signed"
+	run_cmd "$MODSIGNCTL" --config "$DAEMON_CONF" --socket "$DAEMON_SOCKET" approve newmod
+	[ "$LAST_RC" -eq 0 ] || { _report_last; fail "modsignctl approve failed"; }
+	ok "$(cat "$LAST_OUT")"
+	wait_signed "$path"
+	assert_verifies "$CERT" "$path"
+	expect_record "$path" signed scan
+	run_cmd "$MODSIGNCTL" --config "$DAEMON_CONF" --json pending
+	[ -z "$(jq -r '.[] | select(.name == "newmod") | .name' "$LAST_OUT")" ] || fail "newmod still pending" "$(cat "$LAST_OUT")"
+	run_cmd "$MODSIGNCTL" --config "$DAEMON_CONF" --json pending --approved
+	[ "$(jq -r '.[0].name' "$LAST_OUT")" = newmod ] || fail "newmod is not listed approved" "$(cat "$LAST_OUT")"
+	step "an approved name is signed on arrival too, with no reload"
+	cp "$WORKDIR/src/newmod.ko" "$UPD/newmod-again.ko"
+	wait_signed "$UPD/newmod-again.ko"
+	step "approve refuses globs and paths"
+	expect_exit 2 "$MODSIGNCTL" --config "$DAEMON_CONF" approve 'nv*'
+	expect_exit 2 "$MODSIGNCTL" --config "$DAEMON_CONF" approve /x/y.ko
+}
+run_case "Mode=approve end to end" case_approve
+
+case_audit_intact() {
+	wait_idle
+	expect_exit 0 "$MODSIGNCTL" audit verify --file "$LOG"
+	ok "$(cat "$LAST_OUT")"
+	daemon_stop 20
+}
+run_case "the audit log is intact after all of it" case_audit_intact
+
+finish
