@@ -8,27 +8,25 @@ srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 top_builddir=${top_builddir:-$PWD}
 build="$top_builddir/tests/sanitize/build"
 
-tests=${SANITIZE_TESTS:-"tests/unit/test-module tests/unit/test-compress tests/unit/test-sign tests/unit/test-verify tests/unit/test-key tests/unit/test-replace tests/unit/test-kconfig tests/unit/test-modsign tests/integration/test-cli-errors.sh tests/integration/test-compressed.sh tests/integration/test-info.sh"}
+tests=${SANITIZE_TESTS:-"tests/unit/test-module tests/unit/test-compress tests/unit/test-sign tests/unit/test-verify tests/unit/test-key tests/unit/test-replace tests/unit/test-kconfig tests/unit/test-modsign tests/unit/test-key-ref tests/unit/test-keygen tests/unit/test-audit tests/unit/test-report tests/unit/test-policy tests/integration/test-cli-errors.sh tests/integration/test-compressed.sh tests/integration/test-info.sh tests/integration/test-keygen.sh tests/integration/test-enroll.sh"}
 
-# A copy of the distributed sources (the tree itself may be configured in place, which rules
-# out a second, out-of-tree build of it).
-if [ ! -f "$build/Makefile" ]; then
-        rm -rf "$build"
-        # The outer make check hands its sub-makes TEST_LOGS (every test) through MAKEFLAGS; a make
+# The outer make check hands its sub-makes TEST_LOGS (every test) through MAKEFLAGS; a make
 # started here would inherit it and run the whole suite again, this test included, without
 # end. Ours start clean.
 unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES GNUMAKEFLAGS
 
+# A fresh copy of the distributed sources each run (the tree itself may be configured in place,
+# which rules out a second, out-of-tree build of it; a copy kept from an earlier run would test
+# old sources).
+rm -rf "$build"
 mkdir -p "$build"
-        echo "copying the sources (make distdir) to $build"
-        make -C "$top_builddir" distdir distdir="$build" >"$build.distdir.log" 2>&1 ||
-                { tail -n 20 "$build.distdir.log"; exit 1; }
-        cd "$build"
-        echo "configuring the sanitizer build"
-        ./configure -q --enable-sanitizers --enable-werror CFLAGS="-O1 -g" >configure.log 2>&1 ||
-                { cat configure.log; exit 1; }
-fi
+echo "copying the sources (make distdir) to $build"
+make -C "$top_builddir" distdir distdir="$build" >"$build.distdir.log" 2>&1 ||
+        { tail -n 20 "$build.distdir.log"; exit 1; }
 cd "$build"
+echo "configuring the sanitizer build"
+./configure -q --enable-sanitizers --enable-werror CFLAGS="-O1 -g" >configure.log 2>&1 ||
+        { cat configure.log; exit 1; }
 echo "building with ASan and UBSan"
 make -j"$(nproc)" modsignctl modsignd >build.log 2>&1 || { tail -n 40 build.log; exit 1; }
 
