@@ -456,6 +456,11 @@ int provenance_record(struct audit_log *log, const struct audit_record *rec, cha
                 if (r < 0 && r != -ENOENT)
                         return r;
         }
+        /* The daemon and the CLI put the signature's hash first in the reason of a signature
+         * ("sha256; policy dkms"): the hash is what comes before any ';'. */
+        _cleanup_free_ char *hash = rec->reason ? strndup(rec->reason, strcspn(rec->reason, "; ")) : NULL;
+        if (rec->reason && !hash)
+                return -ENOMEM;
         struct provenance_input in = {
                 .subject_name = subject,
                 .sha256 = rec->sha256_after,
@@ -467,8 +472,7 @@ int provenance_record(struct audit_log *log, const struct audit_record *rec, cha
                 .dkms_package = rec->dkms_package && rec->dkms_version ? rec->dkms_package : pkg,
                 .dkms_version = rec->dkms_package && rec->dkms_version ? rec->dkms_version : ver,
                 .signer_fingerprint = rec->key_fingerprint,
-                /* The daemon and the CLI put the signature's hash in the reason of a signature. */
-                .signature_hash = rec->reason,
+                .signature_hash = hash,
         };
         r = provenance_statement(&in, &st);
         if (r < 0)

@@ -28,6 +28,7 @@
 #include "macro.h"
 #include "modsignctl.h"
 #include "openssl-util.h"
+#include "policy.h"
 #include "report.h"
 
 #define DEFAULT_MODULES_DIR "/lib/modules"
@@ -623,7 +624,26 @@ int cmd_report(int argc, char *argv[]) {
                         return EXIT_ERROR;
                 }
         }
-        /* [Policy] RevokedCertificates= and Blocklist= join these once the configuration has them. */
+        /* [Policy] RevokedCertificates= (fingerprints or serials, or files of them) joins
+         * --revoked: a key the gate refuses to sign with is revoked here too. (Blocklist= lists
+         * modules, not keys: the gate's business, not a key state.) */
+        {
+                _cleanup_free_ char *error = NULL;
+                struct policy pol = {};
+
+                r = policy_load(&cfg, &pol, &error);
+                if (r < 0) {
+                        log_error("%s", error ?: "cannot load [Policy]");
+                        return EXIT_ERROR;
+                }
+                for (size_t i = 0; i < pol.n_revoked && r >= 0; i++)
+                        r = hexid_set_parse(pol.revoked[i], &revoked, NULL);
+                policy_done(&pol);
+                if (r < 0) {
+                        log_error_errno(r, "[Policy] RevokedCertificates=: %m");
+                        return EXIT_ERROR;
+                }
+        }
         if (n_certs == 0) {
                 certs = calloc(1, sizeof(char *));
                 if (!certs)

@@ -71,8 +71,12 @@ check_modes() {
 # for RSA sign-file makes the very same bytes.
 check_signs() {
 	local dir=$1 rsa=$2 m o
-	m=$dir/hello.ko
-	o=$dir/hello-sign-file.ko
+	# The module sits in a directory of its own, 0755: the policy gate refuses to sign in a
+	# group- or world-writable one, as a key directory made under umask 000 would be.
+	mkdir -p "$dir/mod"
+	chmod 0755 "$dir/mod"
+	m=$dir/mod/hello.ko
+	o=$dir/mod/hello-sign-file.ko
 	cp "$REAL_MODULE" "$m"
 	chmod u+w "$m"
 	expect_exit 0 ms sign --key "$dir/signing.key" --cert "$dir/signing.crt" --hash sha256 "$m"

@@ -249,6 +249,13 @@ case_cert_debt() {
 	jq_is ".certificates[0].extended_key_usage_ok" false
 	jq_is ".debt[0].fix | test(\"codeSigning\")" true
 	cert_debt revoked cert-revoked,not-trusted-by-kernel --revoked "$WORKDIR/revoked.list"
+	# The same revocation from the configuration: [Policy] RevokedCertificates=, a fingerprint.
+	printf '[Policy]\nRevokedCertificates=%s\n' "$(cat "$WORKDIR/revoked.list")" >"$WORKDIR/revoked.conf"
+	cert_debt revoked cert-revoked,not-trusted-by-kernel --config "$WORKDIR/revoked.conf"
+	run_cmd ms report --config "$WORKDIR/revoked.conf" --modules-dir "$MODS" --cert "$(cert_of ours)" \
+		--key "$(key_of ours)" --trusted "$WORKDIR/trusted" --audit "$STATE/audit.jsonl" --json
+	jq_is ".kernels[] | select(.release == \"$K1\") | .modules[] | select(.path == \"extra/revoked.ko\") | .why" \
+		"signed by a revoked key"
 	chown nobody "$(key_of ours)"
 	cert_debt ours key-file-owner
 	chown root "$(key_of ours)"

@@ -95,9 +95,17 @@ static struct audit_record sample(unsigned i) {
         };
 }
 
+/* A path for a state directory that does not exist yet, in a new scratch directory. */
+static char *new_state_dir(void) {
+        char *base = tu_tmpdir(), *dir = tu_path(base, "state");
+
+        free(base);
+        return dir;
+}
+
 /* A new state directory (*ret_dir) with n sample records; *ret_head gets the head. */
 static void make_log(unsigned n, char **ret_dir, struct audit_head *ret_head) {
-        char *dir = tu_path(tu_tmpdir(), "state");
+        char *dir = new_state_dir();
         struct audit_log *log = NULL;
         struct audit_head h = {};
         int r;
@@ -208,7 +216,7 @@ START_TEST(test_append_format) {
 END_TEST
 
 START_TEST(test_peer_dkms_and_escapes) {
-        char *dir = tu_path(tu_tmpdir(), "state"), *path, *line = NULL;
+        char *dir = new_state_dir(), *path, *line = NULL;
         struct audit_log *log = NULL;
         struct audit_record rec = {
                 .event = AUDIT_EVENT_REFUSED,
@@ -604,7 +612,7 @@ END_TEST
 /* --- several writers ------------------------------------------------------------------------- */
 
 START_TEST(test_two_writers) {
-        char *dir = tu_path(tu_tmpdir(), "state"), *path;
+        char *dir = new_state_dir(), *path;
         struct audit_log *a = NULL, *b = NULL;
         struct audit_head h;
 
@@ -626,7 +634,7 @@ START_TEST(test_two_writers) {
 END_TEST
 
 START_TEST(test_shrunk_under_writer) {
-        char *dir = tu_path(tu_tmpdir(), "state"), *path;
+        char *dir = new_state_dir(), *path;
         struct audit_log *log = NULL;
         struct audit_record rec = sample(1);
         size_t len;
@@ -674,7 +682,7 @@ static void *append_many(void *p) {
 }
 
 START_TEST(test_threads) {
-        char *dir = tu_path(tu_tmpdir(), "state"), *path;
+        char *dir = new_state_dir(), *path;
         struct audit_log *log = NULL;
         struct thread_arg args[4];
         pthread_t th[4];

@@ -169,7 +169,7 @@ START_TEST(test_encodings) {
 END_TEST
 
 START_TEST(test_newfile) {
-        char *dir = tu_tmpdir(), *path = tu_path(dir, "signing.key"), *link = tu_path(dir, "link");
+        char *dir = tu_tmpdir(), *path = tu_path(dir, "signing.key"), *link = tu_path(dir, "link"), *listing;
         char *target = tu_path(dir, "target");
         int dfd = tu_open_dir(dir);
         uint8_t *data;
@@ -199,7 +199,9 @@ START_TEST(test_newfile) {
         ck_assert_int_eq(newfile_create_at(dfd, "..", 0644, "x", 1), -EINVAL);
         ck_assert_int_eq(newfile_create_at(dfd, "", 0644, "x", 1), -EINVAL);
         /* Nothing else left behind (no temporary names). */
-        ck_assert_str_eq(tu_dir_listing(dir), "link signing.key");
+        listing = tu_dir_listing(dir);
+        ck_assert_str_eq(listing, "link signing.key");
+        free(listing);
         close(dfd);
         free(dir);
         free(path);
