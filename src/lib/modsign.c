@@ -204,6 +204,10 @@ static int hash_and_copy(const struct module_file *m, int out_fd, struct sign_ct
         if (r < 0)
                 return r;
         r = copy_body(m, out_fd, job.len);
+        /* The copy is done long before the hash: make it durable now, while the other thread
+         * is still hashing, so that the commit's fsync has only the signature left to write. */
+        if (r >= 0)
+                (void) fdatasync(out_fd);
         (void) pthread_join(t, NULL);
         return r < 0 ? r : job.r;
 }
