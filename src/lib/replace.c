@@ -186,6 +186,16 @@ int replace_commit(struct replace *r) {
         return k;
 }
 
+int replace_commit_unsynced(struct replace *r) {
+        int k;
+
+        k = commit_prepare(r);
+        if (k >= 0)
+                k = commit_publish(r);
+        replace_abort(r);
+        return k;
+}
+
 int replace_batch_add(struct replace_batch *b, struct replace *r) {
         if (b->n == b->alloc) {
                 size_t alloc = b->alloc ? b->alloc * 2 : 16;

@@ -32,6 +32,11 @@ int replace_begin(int dir_fd, const char *name, const struct stat *orig, struct 
 /* -ESTALE: the target changed while we worked; nothing was written (the caller may retry). */
 int replace_commit(struct replace *r);
 
+/* The same, atomic but not durable: no fsync of the file or the directory. For files whose
+ * loss in a crash is detected and harmless (the audit log's provenance statements, which the
+ * durable audit record names), not for modules. */
+int replace_commit_unsynced(struct replace *r);
+
 /* Drops the new contents. Safe to call after a commit, or twice. */
 void replace_abort(struct replace *r);
 
