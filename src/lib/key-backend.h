@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "macro.h"
+
 enum key_backend {
         KEY_BACKEND_FILE,
         KEY_BACKEND_PKCS11,
@@ -89,3 +91,6 @@ static inline void secret_freep(char **s) {
 int key_file_load(const char *path, const struct key_options *o, EVP_PKEY **ret, char **ret_message);
 int key_pkcs11_load(const char *uri, const struct key_options *o, EVP_PKEY **ret, char **ret_message);
 int key_tpm2_load(const char *uri, const struct key_options *o, EVP_PKEY **ret, char **ret_message);
+
+/* For the backends: sets *ret_message (when asked for) to the formatted text and returns r. */
+int key_message(char **ret_message, int r, const char *fmt, ...) _printf_(3, 4);

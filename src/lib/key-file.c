@@ -26,18 +26,6 @@ void secret_free(char *s) {
         free(s);
 }
 
-_printf_(3, 4) static int message(char **ret_message, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (!ret_message)
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(ret_message, fmt, ap) < 0)
-                *ret_message = NULL;
-        va_end(ap);
-        return r;
-}
-
 /* Opens a key or secret file under the rule: no symlink, a regular file, owned by us and
  * closed to group and others. 'lax' turns a wrong owner or mode into a warning. */
 static int open_guarded(const char *path, const char *what, bool lax, int *ret_fd, char **ret_message) {
@@ -48,16 +36,16 @@ static int open_guarded(const char *path, const char *what, bool lax, int *ret_f
 
         r = key_file_open(path, &fd, &st);
         if (r == -ELOOP)
-                return message(ret_message, r, "%s is a symlink; refusing to follow it (name the real file instead)", what);
+                return key_message(ret_message, r, "%s is a symlink; refusing to follow it (name the real file instead)", what);
         if (r == -EINVAL)
-                return message(ret_message, r, "%s is not a regular file", what);
+                return key_message(ret_message, r, "%s is not a regular file", what);
         if (r < 0)
-                return message(ret_message, r, "cannot open %s: %s", what, strerror(-r));
+                return key_message(ret_message, r, "cannot open %s: %s", what, strerror(-r));
         r = key_file_check_access(&st, &why);
         if (r < 0) {
                 if (!lax)
-                        return message(ret_message, r, "%s %s", what, why);
-                (void) message(ret_message, 0, "%s %s", what, why);
+                        return key_message(ret_message, r, "%s %s", what, why);
+                (void) key_message(ret_message, 0, "%s %s", what, why);
         }
         *ret_fd = TAKE_FD(fd);
         return 0;
@@ -77,9 +65,9 @@ int key_file_load(const char *path, const struct key_options *o, EVP_PKEY **ret,
         }
         r = key_load_fd(fd, o->pin, ret, &why);
         if (r == -ENOKEY)
-                return message(ret_message, r, "%s; give the passphrase in a file (PinFile=) or a credential", why);
+                return key_message(ret_message, r, "%s; give the passphrase in a file (PinFile=) or a credential", why);
         if (r < 0)
-                return message(ret_message, r, "%s", why ?: "cannot load the key");
+                return key_message(ret_message, r, "%s", why ?: "cannot load the key");
         if (ret_message)
                 *ret_message = TAKE_PTR(warning);
         return 0;
@@ -97,15 +85,15 @@ int key_read_secret(const char *ref, char **ret, char **ret_message) {
                 *ret_message = NULL;
         r = key_ref_parse(ref, &kr, &why);
         if (r < 0)
-                return message(ret_message, r, "%s", why ?: "bad secret reference");
+                return key_message(ret_message, r, "%s", why ?: "bad secret reference");
         if (kr.backend != KEY_BACKEND_FILE)
-                return message(ret_message, -EINVAL, "a PIN or passphrase comes from a file or a credential:NAME");
+                return key_message(ret_message, -EINVAL, "a PIN or passphrase comes from a file or a credential:NAME");
         r = open_guarded(kr.target, "PIN/passphrase file", false, &fd, ret_message);
         if (r < 0)
                 return r;
         r = read_full_fd(fd, SECRET_MAX, &text, &len);
         if (r < 0)
-                return message(ret_message, r, "%s: %s", kr.target,
+                return key_message(ret_message, r, "%s: %s", kr.target,
                                r == -EFBIG ? "PIN/passphrase file too large" : strerror(-r));
         /* One line: the newline an editor adds is not part of the secret. */
         text[strcspn(text, "\r\n")] = '\0';

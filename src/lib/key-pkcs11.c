@@ -25,18 +25,6 @@
 #include "key-backend.h"
 #include "macro.h"
 
-_printf_(3, 4) static int message(char **ret_message, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (!ret_message)
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(ret_message, fmt, ap) < 0)
-                *ret_message = NULL;
-        va_end(ap);
-        return r;
-}
-
 #if HAVE_LIBP11
 
 #include <libp11.h>
@@ -181,7 +169,7 @@ static int read_pin(const struct pkcs11_uri *u, const struct key_options *o, cha
 
                 r = key_read_secret(path, ret, &inner);
                 if (r < 0)
-                        return message(ret_message, r, "pin-source: %s", inner ?: strerror(-r));
+                        return key_message(ret_message, r, "pin-source: %s", inner ?: strerror(-r));
                 return 0;
         }
         if (o->pin) {
@@ -208,15 +196,15 @@ int key_pkcs11_load(const char *uri, const struct key_options *o, EVP_PKEY **ret
                 *ret_message = NULL;
         r = pkcs11_uri_parse(uri, &u, &why);
         if (r < 0)
-                return message(ret_message, r, "%s", why);
+                return key_message(ret_message, r, "%s", why);
         if (u.has_pin_value)
-                return message(ret_message, -EINVAL,
+                return key_message(ret_message, -EINVAL,
                                "pin-value= would leave the PIN in a command line or configuration; "
                                "use pin-source=FILE or PinFile= (a root-only file or a credential)");
         if (!u.token && !u.serial && !u.has_slot_id)
-                return message(ret_message, -EINVAL, "the URI names no token (token=, serial= or slot-id=)");
+                return key_message(ret_message, -EINVAL, "the URI names no token (token=, serial= or slot-id=)");
         if (!u.object && !u.id)
-                return message(ret_message, -EINVAL, "the URI names no key (object= or id=)");
+                return key_message(ret_message, -EINVAL, "the URI names no key (object= or id=)");
         module = u.module_path ?: DEFAULT_MODULE;
 
         r = read_pin(&u, o, &pin, ret_message);
@@ -228,12 +216,12 @@ int key_pkcs11_load(const char *uri, const struct key_options *o, EVP_PKEY **ret
                 return r;
         if (PKCS11_CTX_load(s->ctx, module) < 0) {
                 ERR_clear_error();
-                return message(ret_message, -ENOPKG, "cannot load the PKCS#11 module %s (module-path= in the URI)", module);
+                return key_message(ret_message, -ENOPKG, "cannot load the PKCS#11 module %s (module-path= in the URI)", module);
         }
         s->loaded = true;
         if (PKCS11_enumerate_slots(s->ctx, &s->slots, &s->n_slots) < 0) {
                 ERR_clear_error();
-                return message(ret_message, -ENODEV, "the PKCS#11 module %s lists no slots", module);
+                return key_message(ret_message, -ENODEV, "the PKCS#11 module %s lists no slots", module);
         }
         for (unsigned i = 0; i < s->n_slots; i++)
                 if (token_matches(&u, &s->slots[i])) {
@@ -241,7 +229,7 @@ int key_pkcs11_load(const char *uri, const struct key_options *o, EVP_PKEY **ret
                         break;
                 }
         if (!slot)
-                return message(ret_message, -ENODEV, "no token %s%s%s is present (module %s)",
+                return key_message(ret_message, -ENODEV, "no token %s%s%s is present (module %s)",
                                u.token ? "labelled '" : "matching the URI", u.token ?: "", u.token ? "'" : "",
                                module);
 
@@ -254,28 +242,28 @@ int key_pkcs11_load(const char *uri, const struct key_options *o, EVP_PKEY **ret
                         unsigned long rv;
 
                         if (!pin)
-                                return message(ret_message, -ENOKEY,
+                                return key_message(ret_message, -ENOKEY,
                                                "token '%s' needs a PIN: add pin-source=FILE to the URI, or PinFile=",
                                                slot->token->label);
                         /* Never spend the last try: a locked token is worse than a failed sign. */
                         if (slot->token->userPinLocked)
-                                return message(ret_message, -EACCES, "the user PIN of token '%s' is locked; unlock it with the SO PIN",
+                                return key_message(ret_message, -EACCES, "the user PIN of token '%s' is locked; unlock it with the SO PIN",
                                                slot->token->label);
                         if (slot->token->userPinFinalTry)
-                                return message(ret_message, -EACCES,
+                                return key_message(ret_message, -EACCES,
                                                "token '%s' has one PIN try left; not trying (check the PIN, then log in once by hand)",
                                                slot->token->label);
                         ERR_clear_error();
                         if (PKCS11_login(slot, 0, pin) < 0) {
                                 rv = last_ckr();
                                 if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE)
-                                        return message(ret_message, -EACCES,
+                                        return key_message(ret_message, -EACCES,
                                                        "wrong PIN for token '%s' (not retried, so as not to lock the token)",
                                                        slot->token->label);
                                 if (rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED)
-                                        return message(ret_message, -EACCES, "the PIN of token '%s' is locked or expired",
+                                        return key_message(ret_message, -EACCES, "the PIN of token '%s' is locked or expired",
                                                        slot->token->label);
-                                return message(ret_message, -EIO, "login to token '%s' failed (CK_RV 0x%lx)",
+                                return key_message(ret_message, -EIO, "login to token '%s' failed (CK_RV 0x%lx)",
                                                slot->token->label, rv);
                         }
                 }
@@ -283,7 +271,7 @@ int key_pkcs11_load(const char *uri, const struct key_options *o, EVP_PKEY **ret
 
         if (PKCS11_enumerate_keys(slot->token, &keys, &n_keys) < 0) {
                 ERR_clear_error();
-                return message(ret_message, -EIO, "cannot list the keys of token '%s'", slot->token->label);
+                return key_message(ret_message, -EIO, "cannot list the keys of token '%s'", slot->token->label);
         }
         for (unsigned i = 0; i < n_keys; i++)
                 if (key_matches(&u, &keys[i])) {
@@ -292,23 +280,23 @@ int key_pkcs11_load(const char *uri, const struct key_options *o, EVP_PKEY **ret
                         n_match++;
                 }
         if (!key)
-                return message(ret_message, -ENOKEY, "no private key %s%s%s on token '%s'",
+                return key_message(ret_message, -ENOKEY, "no private key %s%s%s on token '%s'",
                                u.object ? "labelled '" : "with the URI's id", u.object ?: "", u.object ? "'" : "",
                                slot->token->label);
         if (n_match > 1)
-                return message(ret_message, -EINVAL, "%u private keys on token '%s' match; add id= to the URI",
+                return key_message(ret_message, -EINVAL, "%u private keys on token '%s' match; add id= to the URI",
                                n_match, slot->token->label);
 
         p11key = PKCS11_get_private_key(key);
         if (!p11key) {
                 ERR_clear_error();
-                return message(ret_message, -EIO, "cannot use the private key on token '%s'", slot->token->label);
+                return key_message(ret_message, -EIO, "cannot use the private key on token '%s'", slot->token->label);
         }
         /* libp11 hands us a new EVP_PKEY of our own; the wrapper shares its RSA/EC_KEY. */
         r = wrap_key(p11key, s, &wrapped);
         EVP_PKEY_free(p11key);
         if (r == -EOPNOTSUPP)
-                return message(ret_message, r, "the key on token '%s' is neither RSA nor EC (the kernel verifies no other)",
+                return key_message(ret_message, r, "the key on token '%s' is neither RSA nor EC (the kernel verifies no other)",
                                slot->token->label);
         if (r < 0)
                 return r;
@@ -321,7 +309,7 @@ int key_pkcs11_load(const char *uri, const struct key_options *o, EVP_PKEY **ret
 #else
 
 int key_pkcs11_load(const char *uri, const struct key_options *o, EVP_PKEY **ret, char **ret_message) {
-        return message(ret_message, -EOPNOTSUPP,
+        return key_message(ret_message, -EOPNOTSUPP,
                        "PKCS#11 support is not built in (rebuild with libp11: Debian package libp11-dev)");
 }
 

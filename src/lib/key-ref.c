@@ -4,6 +4,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,4 +282,16 @@ int key_load(const char *ref, const struct key_options *o, EVP_PKEY **ret, char 
         default:
                 return key_file_load(r.target, o ?: &defaults, ret, ret_message);
         }
+}
+
+int key_message(char **ret_message, int r, const char *fmt, ...) {
+        va_list ap;
+
+        if (!ret_message)
+                return r;
+        va_start(ap, fmt);
+        if (vasprintf(ret_message, fmt, ap) < 0)
+                *ret_message = NULL;
+        va_end(ap);
+        return r;
 }

@@ -29,18 +29,6 @@
 #include "macro.h"
 #include "openssl-util.h"
 
-_printf_(3, 4) static int message(char **ret_message, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (!ret_message)
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(ret_message, fmt, ap) < 0)
-                *ret_message = NULL;
-        va_end(ap);
-        return r;
-}
-
 static CRYPTO_ONCE provider_once = CRYPTO_ONCE_STATIC_INIT;
 static OSSL_PROVIDER *provider_tpm2;
 
@@ -202,7 +190,7 @@ int key_tpm2_load(const char *uri, const struct key_options *o, EVP_PKEY **ret, 
         if (!CRYPTO_THREAD_run_once(&provider_once, provider_init))
                 return -ENOMEM;
         if (!provider_tpm2)
-                return message(ret_message, -EOPNOTSUPP,
+                return key_message(ret_message, -EOPNOTSUPP,
                                "the tpm2 OpenSSL provider cannot be loaded (Debian package tpm2-openssl)");
 
         ui = UI_UTIL_wrap_read_pem_callback(pass_cb, 0);
@@ -211,7 +199,7 @@ int key_tpm2_load(const char *uri, const struct key_options *o, EVP_PKEY **ret, 
         store = OSSL_STORE_open_ex(uri, NULL, "provider=tpm2", ui, (void *) o->pin, NULL, NULL, NULL);
         if (!store) {
                 ERR_clear_error();
-                return message(ret_message, -ENODEV,
+                return key_message(ret_message, -ENODEV,
                                "the TPM cannot open %s (is the TPM reachable? TPM2OPENSSL_TCTI, /dev/tpmrm0)", uri);
         }
         (void) OSSL_STORE_expect(store, OSSL_STORE_INFO_PKEY);
@@ -229,14 +217,14 @@ int key_tpm2_load(const char *uri, const struct key_options *o, EVP_PKEY **ret, 
         }
         ERR_clear_error();
         if (!key)
-                return message(ret_message, -ENOKEY, "no private key at %s in the TPM%s", uri,
+                return key_message(ret_message, -ENOKEY, "no private key at %s in the TPM%s", uri,
                                o->pin ? "" : " (if it has an auth value, give it with PinFile=)");
         if (!EVP_PKEY_is_a(key, "RSA") && !EVP_PKEY_is_a(key, "EC")) {
                 EVP_PKEY_free(key);
-                return message(ret_message, -EOPNOTSUPP, "the TPM key is neither RSA nor EC (the kernel verifies no other)");
+                return key_message(ret_message, -EOPNOTSUPP, "the TPM key is neither RSA nor EC (the kernel verifies no other)");
         }
         r = wrap_key(key, ret);
         if (r < 0)
-                return message(ret_message, r, "cannot set up signing with the TPM key");
+                return key_message(ret_message, r, "cannot set up signing with the TPM key");
         return 0;
 }

@@ -19,18 +19,6 @@
 #include "keygen.h"
 #include "macro.h"
 
-_printf_(3, 4) static int message(char **ret_message, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (!ret_message)
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(ret_message, fmt, ap) < 0)
-                *ret_message = NULL;
-        va_end(ap);
-        return r;
-}
-
 #if HAVE_PKCS11_H
 
 #include <dlfcn.h>
@@ -80,12 +68,12 @@ static int find_slot(struct p11 *p, const struct pkcs11_uri *u, CK_SLOT_ID *ret,
         CK_ULONG n = 0;
 
         if (p->f->C_GetSlotList(CK_TRUE, NULL, &n) != CKR_OK)
-                return message(ret_message, -ENODEV, "the PKCS#11 module lists no slots");
+                return key_message(ret_message, -ENODEV, "the PKCS#11 module lists no slots");
         slots = calloc(n ? n : 1, sizeof(CK_SLOT_ID));
         if (!slots)
                 return -ENOMEM;
         if (p->f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK)
-                return message(ret_message, -ENODEV, "the PKCS#11 module lists no slots");
+                return key_message(ret_message, -ENODEV, "the PKCS#11 module lists no slots");
         for (CK_ULONG i = 0; i < n; i++) {
                 CK_TOKEN_INFO ti;
 
@@ -98,11 +86,11 @@ static int find_slot(struct p11 *p, const struct pkcs11_uri *u, CK_SLOT_ID *ret,
                 if (u->serial && !label_equals(ti.serialNumber, sizeof(ti.serialNumber), u->serial))
                         continue;
                 if (ti.flags & CKF_WRITE_PROTECTED)
-                        return message(ret_message, -EROFS, "token '%s' is write-protected", u->token ?: "?");
+                        return key_message(ret_message, -EROFS, "token '%s' is write-protected", u->token ?: "?");
                 *ret = slots[i];
                 return 0;
         }
-        return message(ret_message, -ENODEV, "no token %s%s%s is present", u->token ? "labelled '" : "matching the URI",
+        return key_message(ret_message, -ENODEV, "no token %s%s%s is present", u->token ? "labelled '" : "matching the URI",
                        u->token ?: "", u->token ? "'" : "");
 }
 
@@ -152,15 +140,15 @@ int keygen_pkcs11_generate(const char *uri, const char *pin, enum keygen_type ty
                 *ret_message = NULL;
         r = pkcs11_uri_parse(uri, &u, &why);
         if (r < 0)
-                return message(ret_message, r, "%s", why);
+                return key_message(ret_message, r, "%s", why);
         if (u.has_pin_value)
-                return message(ret_message, -EINVAL, "pin-value= would leave the PIN in a command line; use pin-source=FILE");
+                return key_message(ret_message, -EINVAL, "pin-value= would leave the PIN in a command line; use pin-source=FILE");
         if (!u.token && !u.serial && !u.has_slot_id)
-                return message(ret_message, -EINVAL, "the URI names no token (token=, serial= or slot-id=)");
+                return key_message(ret_message, -EINVAL, "the URI names no token (token=, serial= or slot-id=)");
         if (!u.object)
-                return message(ret_message, -EINVAL, "the URI names no label for the new key (object=)");
+                return key_message(ret_message, -EINVAL, "the URI names no label for the new key (object=)");
         if (!pin)
-                return message(ret_message, -ENOKEY, "making a key on a token needs its user PIN (pin-source= or --pin-file)");
+                return key_message(ret_message, -ENOKEY, "making a key on a token needs its user PIN (pin-source= or --pin-file)");
         if (u.id) {
                 id = u.id;
                 id_len = u.id_len;
@@ -175,13 +163,13 @@ int keygen_pkcs11_generate(const char *uri, const char *pin, enum keygen_type ty
 
         p.dl = dlopen(module, RTLD_NOW | RTLD_LOCAL);
         if (!p.dl)
-                return message(ret_message, -ENOPKG, "cannot load the PKCS#11 module %s", module);
+                return key_message(ret_message, -ENOPKG, "cannot load the PKCS#11 module %s", module);
         get_list = (CK_C_GetFunctionList) dlsym(p.dl, "C_GetFunctionList");
         if (!get_list || get_list(&p.f) != CKR_OK || !p.f)
-                return message(ret_message, -ENOPKG, "%s is not a PKCS#11 module", module);
+                return key_message(ret_message, -ENOPKG, "%s is not a PKCS#11 module", module);
         rv = p.f->C_Initialize(&init);
         if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
-                return message(ret_message, -EIO, "C_Initialize failed (CK_RV 0x%lx)", (unsigned long) rv);
+                return key_message(ret_message, -EIO, "C_Initialize failed (CK_RV 0x%lx)", (unsigned long) rv);
         p.initialized = rv == CKR_OK;
 
         r = find_slot(&p, &u, &slot, ret_message);
@@ -189,22 +177,22 @@ int keygen_pkcs11_generate(const char *uri, const char *pin, enum keygen_type ty
                 return r;
         rv = p.f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &p.session);
         if (rv != CKR_OK)
-                return message(ret_message, -EIO, "cannot open a session (CK_RV 0x%lx)", (unsigned long) rv);
+                return key_message(ret_message, -EIO, "cannot open a session (CK_RV 0x%lx)", (unsigned long) rv);
         p.have_session = true;
         rv = p.f->C_Login(p.session, CKU_USER, (CK_UTF8CHAR_PTR) pin, strlen(pin));
         if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE)
-                return message(ret_message, -EACCES, "wrong PIN for the token (not retried)");
+                return key_message(ret_message, -EACCES, "wrong PIN for the token (not retried)");
         if (rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED)
-                return message(ret_message, -EACCES, "the token's PIN is locked or expired");
+                return key_message(ret_message, -EACCES, "the token's PIN is locked or expired");
         if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
-                return message(ret_message, -EIO, "login failed (CK_RV 0x%lx)", (unsigned long) rv);
+                return key_message(ret_message, -EIO, "login failed (CK_RV 0x%lx)", (unsigned long) rv);
         p.logged_in = rv == CKR_OK;
 
         r = key_exists(&p, &u, id, id_len, &exists);
         if (r < 0)
-                return message(ret_message, r, "cannot search the token");
+                return key_message(ret_message, r, "cannot search the token");
         if (exists)
-                return message(ret_message, -EEXIST,
+                return key_message(ret_message, -EEXIST,
                                "the token holds a private key labelled '%s' or with that id already; refusing to add "
                                "a second one (choose another object=)",
                                u.object);
@@ -253,10 +241,10 @@ int keygen_pkcs11_generate(const char *uri, const char *pin, enum keygen_type ty
 #undef ADD
         rv = p.f->C_GenerateKeyPair(p.session, &mech, pub, npub, priv, npriv, &hpub, &hpriv);
         if (rv == CKR_MECHANISM_INVALID || rv == CKR_ATTRIBUTE_VALUE_INVALID || rv == CKR_TEMPLATE_INCONSISTENT)
-                return message(ret_message, -EOPNOTSUPP, "the token cannot make this kind of key (CK_RV 0x%lx)",
+                return key_message(ret_message, -EOPNOTSUPP, "the token cannot make this kind of key (CK_RV 0x%lx)",
                                (unsigned long) rv);
         if (rv != CKR_OK)
-                return message(ret_message, -EIO, "C_GenerateKeyPair failed (CK_RV 0x%lx)", (unsigned long) rv);
+                return key_message(ret_message, -EIO, "C_GenerateKeyPair failed (CK_RV 0x%lx)", (unsigned long) rv);
         return 0;
 }
 
@@ -264,7 +252,7 @@ int keygen_pkcs11_generate(const char *uri, const char *pin, enum keygen_type ty
 
 int keygen_pkcs11_generate(const char *uri, const char *pin, enum keygen_type type, unsigned bits, const char *curve,
                            char **ret_message) {
-        return message(ret_message, -EOPNOTSUPP,
+        return key_message(ret_message, -EOPNOTSUPP,
                        "making a key on a PKCS#11 token is not built in (rebuild with libp11-dev and libp11-kit-dev)");
 }
 

@@ -60,11 +60,6 @@ struct doctor {
         unsigned n_fail, n_warn;
 };
 
-static const char *env_or(const char *name, const char *fallback) {
-        const char *v = getenv(name);
-        return v && *v ? v : fallback;
-}
-
 static void report(struct doctor *d, const char *name, enum verdict v, const char *fix, const char *fmt, ...)
         _printf_(5, 6);
 static void report(struct doctor *d, const char *name, enum verdict v, const char *fix, const char *fmt, ...) {
@@ -289,9 +284,9 @@ static bool same_certificate(const char *path, const char *fingerprint) {
 }
 
 static void check_dkms(struct doctor *d) {
-        const char *dir = env_or("MODSIGNCTL_DKMS_CONF_DIR", "/etc/dkms");
-        const char *shim = env_or("MODSIGNCTL_DKMS_SHIM", MODSIGND_LIBDIR "/dkms-sign-file");
-        const char *tool = env_or("MODSIGNCTL_DKMS_SIGN_TOOL", MODSIGND_LIBDIR "/dkms-sign-tool");
+        const char *dir = getenv_or("MODSIGNCTL_DKMS_CONF_DIR", "/etc/dkms");
+        const char *shim = getenv_or("MODSIGNCTL_DKMS_SHIM", MODSIGND_LIBDIR "/dkms-sign-file");
+        const char *tool = getenv_or("MODSIGNCTL_DKMS_SIGN_TOOL", MODSIGND_LIBDIR "/dkms-sign-tool");
         struct dkms_settings s = {};
         struct stat st;
         long version;
@@ -367,8 +362,8 @@ static int read_small(const char *path, char *buf, size_t size) {
 
 /* The running kernel's stance, then whether it trusts our certificate (through enroll). */
 static void check_kernel(struct doctor *d) {
-        const char *lockdown_path = env_or("MODSIGNCTL_LOCKDOWN", "/sys/kernel/security/lockdown");
-        const char *enforce_path = env_or("MODSIGNCTL_SIG_ENFORCE", "/sys/module/module/parameters/sig_enforce");
+        const char *lockdown_path = getenv_or("MODSIGNCTL_LOCKDOWN", "/sys/kernel/security/lockdown");
+        const char *enforce_path = getenv_or("MODSIGNCTL_SIG_ENFORCE", "/sys/module/module/parameters/sig_enforce");
         char lockdown[128] = "", enforce[16] = "";
         _cleanup_free_ char *out = NULL;
         json_object *e = NULL, *v;

@@ -53,11 +53,6 @@ static void help(void) {
 
 /* The paths of what we read can be moved for tests (a fixture /proc/keys, a fake EFI
  * directory, a stand-in for mokutil); see ENVIRONMENT in modsignctl(8). */
-static const char *env_or(const char *name, const char *fallback) {
-        const char *v = getenv(name);
-        return v && *v ? v : fallback;
-}
-
 enum mok_state {
         MOK_UNKNOWN,
         MOK_NOT_ENROLLED,
@@ -130,11 +125,11 @@ static int add_command(struct enroll *e, const char *fmt, ...) {
 }
 
 static int check_kernel_trust(struct enroll *e) {
-        const char *proc_keys = env_or("MODSIGNCTL_PROC_KEYS", "/proc/keys");
+        const char *proc_keys = getenv_or("MODSIGNCTL_PROC_KEYS", "/proc/keys");
         struct kernel_cert_trust t;
         int r;
 
-        r = kernel_cert_trust(e->cert, proc_keys, env_or("MODSIGNCTL_KEYRING_DIR", NULL), &t);
+        r = kernel_cert_trust(e->cert, proc_keys, getenv_or("MODSIGNCTL_KEYRING_DIR", NULL), &t);
         if (r == -ENOENT || r == -EACCES || r == -EPERM) {
                 log_warning_errno(r, "%s: %m; cannot tell which keys the kernel trusts", proc_keys);
                 return 0;
@@ -149,7 +144,7 @@ static int check_kernel_trust(struct enroll *e) {
 }
 
 static void check_efi(struct enroll *e) {
-        const char *efi_dir = env_or("MODSIGNCTL_EFI_DIR", "/sys/firmware/efi");
+        const char *efi_dir = getenv_or("MODSIGNCTL_EFI_DIR", "/sys/firmware/efi");
         _cleanup_free_ char *var = NULL;
         _cleanup_close_ int fd = -EBADF;
         unsigned char buf[8];
@@ -202,7 +197,7 @@ static int write_tmp_der(struct enroll *e, const unsigned char *der, size_t len)
         _cleanup_close_ int fd = -EBADF;
         int r;
 
-        if (asprintf(&dir, "%s/modsignctl-enroll.XXXXXX", env_or("TMPDIR", "/tmp")) < 0)
+        if (asprintf(&dir, "%s/modsignctl-enroll.XXXXXX", getenv_or("TMPDIR", "/tmp")) < 0)
                 return -ENOMEM;
         if (!mkdtemp(dir))
                 return negative_errno();

@@ -67,11 +67,6 @@ static void help(void) {
                CONFIG_DEFAULT_FILE, EXIT_REPORT_THRESHOLD);
 }
 
-static const char *env_or(const char *name, const char *fallback) {
-        const char *v = getenv(name);
-        return v && *v ? v : fallback;
-}
-
 /* --- the model ------------------------------------------------------------------------------- */
 
 static json_object *jstr(const char *s) {
@@ -116,67 +111,18 @@ static void on_module(const char *kernel, const char *relpath, const struct modu
 /* Which trusted keyrings of the running kernel hold cert's key; the same reading as
  * `modsignctl enroll` (MODSIGNCTL_PROC_KEYS and MODSIGNCTL_KEYRING_DIR stand in for the kernel
  * in tests). 1 trusted, 0 not, < 0 unknown (no /proc/keys). */
-static int keyring_members(const char *name, uint32_t serial, uint32_t **ret, size_t *ret_n) {
-        const char *dir = getenv("MODSIGNCTL_KEYRING_DIR");
-        _cleanup_free_ char *path = NULL, *text = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        size_t len;
-        int r;
-
-        if (!dir || !*dir)
-                return keyring_read_members(serial, ret, ret_n);
-        if (asprintf(&path, "%s/%s", dir, name) < 0)
-                return -ENOMEM;
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 && errno == ENOENT) {
-                *ret = NULL;
-                *ret_n = 0;
-                return 0;
-        }
-        if (fd < 0)
-                return negative_errno();
-        r = read_full_fd(fd, 1 << 20, &text, &len);
-        if (r < 0)
-                return r;
-        return keyring_parse_members(text, ret, ret_n);
-}
-
 static int kernel_trusts(X509 *cert, json_object *keyrings) {
-        const char *proc_keys = env_or("MODSIGNCTL_PROC_KEYS", "/proc/keys");
-        _cleanup_free_ char *key_id = NULL;
-        struct kernel_keys keys = {};
-        bool trusted = false;
-        FILE *f;
+        struct kernel_cert_trust t;
         int r;
 
-        if (cert_kernel_key_id(cert, &key_id) < 0)
-                return -EINVAL;
-        f = fopen(proc_keys, "re");
-        if (!f)
-                return negative_errno();
-        r = kernel_keys_parse(f, &keys);
-        fclose(f);
+        r = kernel_cert_trust(cert, getenv_or("MODSIGNCTL_PROC_KEYS", "/proc/keys"), getenv_or("MODSIGNCTL_KEYRING_DIR", NULL), &t);
         if (r < 0)
                 return r;
-        for (size_t k = 0; k < kernel_module_keyrings_n; k++) {
-                _cleanup_free_ uint32_t *members = NULL;
-                size_t n = 0;
-                uint32_t serial;
-                bool found = false;
-
-                if (kernel_keys_find_keyring(&keys, kernel_module_keyrings[k], &serial) < 0 ||
-                    keyring_members(kernel_module_keyrings[k], serial, &members, &n) < 0)
-                        continue;
-                for (size_t m = 0; m < n && !found; m++)
-                        for (size_t i = 0; i < keys.n && !found; i++)
-                                found = keys.keys[i].serial == members[m] && kernel_key_has_id(&keys.keys[i], key_id);
-                if (found) {
-                        trusted = true;
-                        json_object_array_add(keyrings, jstr(kernel_module_keyrings[k]));
-                }
-        }
-        kernel_keys_done(&keys);
-        return trusted;
+        for (size_t i = 0; i < t.n_keyrings; i++)
+                for (size_t k = 0; k < kernel_module_keyrings_n; k++)
+                        if (streq(t.keyrings[i], kernel_module_keyrings[k]))
+                                json_object_array_add(keyrings, jstr(t.keyrings[i]));
+        return t.trusted;
 }
 
 static int check_cert(const char *path, X509 *cert, unsigned warn_days, const struct hexid_set *revoked,

@@ -106,11 +106,6 @@ static void rotation_done(struct rotation *r) {
         EVP_PKEY_free(r->key);
 }
 
-static const char *env_or(const char *name, const char *fallback) {
-        const char *v = getenv(name);
-        return v && *v ? v : fallback;
-}
-
 /* The daemon's configuration: --config FILE with FILE.d/ (as modsignd reads it), else the
  * default file and its drop-in directory. */
 static int load_config(struct config *ret, char **ret_dropin_dir) {
@@ -727,7 +722,7 @@ static int load_old_cert(struct rotation *rot) {
 }
 
 static int check_trust(struct rotation *rot, bool force, bool *ret_trusted) {
-        const char *proc_keys = env_or("MODSIGNCTL_PROC_KEYS", "/proc/keys");
+        const char *proc_keys = getenv_or("MODSIGNCTL_PROC_KEYS", "/proc/keys");
         const char *members = getenv("MODSIGNCTL_KEYRING_DIR");
         bool trusted = false;
         int r;

@@ -104,6 +104,11 @@ int exit_code_from_errno(int r) {
         }
 }
 
+const char *getenv_or(const char *name, const char *fallback) {
+        const char *v = getenv(name);
+        return v && *v ? v : fallback;
+}
+
 int open_parent_dir(const char *path, int *ret_dir_fd, const char **ret_base) {
         _cleanup_free_ char *dir = NULL;
         const char *slash = strrchr(path, '/');

@@ -47,6 +47,9 @@ struct module_arg {
 int module_arg_open(const char *path, struct module_arg *ret);
 void module_arg_close(struct module_arg *m);
 
+/* $name when set and not empty, else fallback (the test overrides of /proc and /sys paths). */
+const char *getenv_or(const char *name, const char *fallback);
+
 /* Opens the directory holding 'path' (O_RDONLY|O_DIRECTORY) and returns the last component. */
 int open_parent_dir(const char *path, int *ret_dir_fd, const char **ret_base);
 
