@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "digest.h"
 #include "io-util.h"
 #include "macro.h"
 
@@ -49,17 +50,6 @@ int audit_event_from_string(const char *s) {
                 if (streq(s, event_names[i]))
                         return (int) i;
         return -EINVAL;
-}
-
-static int sha256_hex(const void *buf, size_t len, char ret[65]) {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int n = 0;
-
-        if (!EVP_Digest(buf, len, md, &n, EVP_sha256(), NULL) || n != 32)
-                return -EIO;
-        for (unsigned i = 0; i < n; i++)
-                snprintf(ret + 2 * i, 3, "%02x", md[i]);
-        return 0;
 }
 
 static bool is_hex64(const char *s, bool lower_only) {
@@ -447,7 +437,7 @@ static int chain_step(uint64_t line_no, const char *line, size_t len, bool compl
                                  "(or the next one's prev was)",
                                  (unsigned long long) seq);
         }
-        r = sha256_hex(line, len, hash);
+        r = digest_sha256_hex(line, len, hash);
         if (r < 0)
                 return r;
         if (c->anchor && c->anchor->seq == seq && !streq(c->anchor->hash, hash))
@@ -519,7 +509,7 @@ static int read_tail(int fd, off_t size, struct audit_head *ret) {
         r = record_parse(line, len, &ret->seq, prev, &why);
         if (r < 0)
                 return r;
-        return sha256_hex(line, len, ret->hash);
+        return digest_sha256_hex(line, len, ret->hash);
 }
 
 static int check_owner_mode(const struct stat *st) {
@@ -658,7 +648,7 @@ static int append_locked(struct audit_log *log, const struct audit_record *rec, 
         if (len + 1 > AUDIT_LINE_MAX)
                 return -E2BIG;
         head.seq = log->head.seq + 1;
-        r = sha256_hex(line, len, head.hash);
+        r = digest_sha256_hex(line, len, head.hash);
         if (r < 0)
                 return r;
 

@@ -74,3 +74,14 @@ int digest_fd_prefix_sha256(int fd, uint64_t len, const void *extra, size_t extr
                 snprintf(ret + 2 * i, 3, "%02x", md[i]);
         return 0;
 }
+
+int digest_sha256_hex(const void *buf, size_t len, char ret[65]) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+
+        if (!EVP_Digest(buf, len, md, &n, EVP_sha256(), NULL) || n != 32)
+                return -EIO;
+        for (unsigned i = 0; i < n; i++)
+                snprintf(ret + 2 * i, 3, "%02x", md[i]);
+        return 0;
+}

@@ -4,6 +4,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* SHA-256 of a buffer, as lowercase hex. */
+int digest_sha256_hex(const void *buf, size_t len, char ret[65]);
+
 /* SHA-256 of a whole file from its start, as lowercase hex: what the audit trail records. */
 int digest_fd_sha256(int fd, char ret[65]);
 

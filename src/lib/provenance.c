@@ -45,17 +45,6 @@ static void tree_done(struct tree *t) {
         *t = (struct tree) {};
 }
 
-static int sha256_mem(const void *buf, size_t len, char ret[65]) {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned n = 0;
-
-        if (!EVP_Digest(buf, len, md, &n, EVP_sha256(), NULL) || n != 32)
-                return -EIO;
-        for (unsigned i = 0; i < n; i++)
-                snprintf(ret + 2 * i, 3, "%02x", md[i]);
-        return 0;
-}
-
 static int tree_add(struct tree *t, int dir_fd, const char *name, const char *rel, const struct stat *st) {
         struct tree_entry e = {};
         struct tree_entry *n;
@@ -79,7 +68,7 @@ static int tree_add(struct tree *t, int dir_fd, const char *name, const char *re
                         return negative_errno();
                 if ((size_t) len >= sizeof(target))
                         return -ENAMETOOLONG;
-                r = sha256_mem(target, (size_t) len, e.sha256);
+                r = digest_sha256_hex(target, (size_t) len, e.sha256);
                 if (r < 0)
                         return r;
                 e.type = 'l';

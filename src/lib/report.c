@@ -242,17 +242,6 @@ int audit_digests_load_fd(int fd, struct audit_digests *ret) {
 
 /* --- one module ------------------------------------------------------------------------------ */
 
-static int sha256_mem(const void *buf, size_t len, char ret[65]) {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned n = 0;
-
-        if (!EVP_Digest(buf, len, md, &n, EVP_sha256(), NULL) || n != 32)
-                return -EIO;
-        for (unsigned i = 0; i < n; i++)
-                snprintf(ret + 2 * i, 3, "%02x", md[i]);
-        return 0;
-}
-
 static char *asn1_integer_hex(const ASN1_INTEGER *i) {
         BIGNUM *bn = ASN1_INTEGER_to_BN(i, NULL);
         char *hex, *out;
@@ -336,7 +325,7 @@ int module_classify(const struct module_file *m, const struct module_trust *t, c
         if (r < 0)
                 return r;
         if (m->decompressed) {
-                r = sha256_mem(m->decompressed, (size_t) m->data.size, v.sha256_content);
+                r = digest_sha256_hex(m->decompressed, (size_t) m->data.size, v.sha256_content);
                 if (r < 0)
                         return r;
         }

@@ -38,17 +38,6 @@ static void help(void) {
                EXIT_NO_PROVENANCE);
 }
 
-static int sha256_mem(const void *buf, size_t len, char ret[65]) {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned n = 0;
-
-        if (!EVP_Digest(buf, len, md, &n, EVP_sha256(), NULL) || n != 32)
-                return -EIO;
-        for (unsigned i = 0; i < n; i++)
-                snprintf(ret + 2 * i, 3, "%02x", md[i]);
-        return 0;
-}
-
 static const char *pred_string(json_object *st, const char *a, const char *b) {
         json_object *v;
 
@@ -71,7 +60,7 @@ static int provenance_one(const char *state_dir, const char *path, bool one_line
                 return code;
         r = digest_fd_sha256(m.file.fd, file_sha);
         if (r >= 0 && m.file.decompressed)
-                r = sha256_mem(m.file.decompressed, (size_t) m.file.data.size, content_sha);
+                r = digest_sha256_hex(m.file.decompressed, (size_t) m.file.data.size, content_sha);
         if (r < 0) {
                 log_error_errno(r, "%s: cannot hash: %m", path);
                 return EXIT_ERROR;
