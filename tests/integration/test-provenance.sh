@@ -119,7 +119,9 @@ case_changed() {
 	# A statement file edited to name another digest is refused.
 	expect_exit 0 ms strip "$m"
 	expect_exit 0 ms sign --key "$(key_of ours)" --cert "$(cert_of ours)" "$m"
-	sed -i 's/"sha256":"\([0-9a-f]\{63\}\)[0-9a-f]"/"sha256":"\10"/' "$(statement_of "$m")"
+	# (the subject's digest, its last hex digit changed: to 1 if it is 0, else to 0)
+	sed -i -e 's/"sha256":"\([0-9a-f]\{63\}\)0"/"sha256":"\11"/' -e 't' \
+		-e 's/"sha256":"\([0-9a-f]\{63\}\)[1-9a-f]"/"sha256":"\10"/' "$(statement_of "$m")"
 	expect_exit 10 ms provenance "$m"
 	expect_exit 6 ms provenance "$WORKDIR/keys/ours.crt"
 	expect_exit 2 ms provenance

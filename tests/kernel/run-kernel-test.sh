@@ -89,7 +89,10 @@ die() {
 t0=$(date +%s)
 
 # ---------------------------------------------------------------- kernel
-"$tdir/build-kernel.sh" "$KERNEL_CACHE" || die "build-kernel.sh failed"
+# The kernel tests run side by side under make -j: one builds the shared cache, the others
+# wait for it (flock), then find it built.
+mkdir -p "$KERNEL_CACHE"
+flock "$KERNEL_CACHE/.build-lock" "$tdir/build-kernel.sh" "$KERNEL_CACHE" || die "build-kernel.sh failed"
 KSRC=$KERNEL_CACHE/src
 K=$KERNEL_CACHE/keys
 [ -f "$KERNEL_CACHE/bzImage" ] || die "no $KERNEL_CACHE/bzImage"

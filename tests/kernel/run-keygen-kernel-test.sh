@@ -78,7 +78,10 @@ die() {
 	exit 1
 }
 
-"$tdir/build-kernel.sh" "$KERNEL_CACHE" || die "build-kernel.sh failed"
+# The kernel tests run side by side under make -j: one builds the shared cache, the others
+# wait for it (flock), then find it built.
+mkdir -p "$KERNEL_CACHE"
+flock "$KERNEL_CACHE/.build-lock" "$tdir/build-kernel.sh" "$KERNEL_CACHE" || die "build-kernel.sh failed"
 CA=$KERNEL_CACHE/keys/rsa2048
 { [ -f "$KERNEL_CACHE/bzImage" ] && [ -f "$CA.key" ] && [ -f "$CA.crt" ]; } ||
 	die "no bzImage or built-in test key rsa2048 in $KERNEL_CACHE"

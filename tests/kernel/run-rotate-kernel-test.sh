@@ -71,7 +71,10 @@ die() {
 	exit 1
 }
 
-"$tdir/build-kernel.sh" "$KERNEL_CACHE" || die "build-kernel.sh failed"
+# The kernel tests run side by side under make -j: one builds the shared cache, the others
+# wait for it (flock), then find it built.
+mkdir -p "$KERNEL_CACHE"
+flock "$KERNEL_CACHE/.build-lock" "$tdir/build-kernel.sh" "$KERNEL_CACHE" || die "build-kernel.sh failed"
 K=$KERNEL_CACHE/keys
 for k in rsa2048 rsa4096; do
 	{ [ -f "$K/$k.key" ] && [ -f "$K/$k.crt" ]; } || die "no built-in test key $k in $K"
