@@ -240,6 +240,26 @@ hook_subst kernel-postinst.in etc/kernel/postinst.d/dkms-modsignd 0755
 hook_subst kernel-install.in usr/lib/kernel/install.d/60-modsignd.install 0755
 hook_subst dkms-framework.conf.in etc/dkms/framework.conf.d/modsignd.conf 0644
 
+# A registered DKMS package that builds the test modules, as `dkms add` and `dkms build` leave
+# it: modsignd's default policy (Mode=dkms) signs only what a registered package builds.
+install -d -m 0755 "$ov/usr/src/vmtest-1.0" "$ov/var/lib/dkms/vmtest/1.0/build" \
+	"$ov/var/lib/dkms/vmtest/1.0/$release/$(uname -m)/module"
+chmod 0755 "$ov/usr/src" "$ov/var" "$ov/var/lib" "$ov/var/lib/dkms" "$ov/var/lib/dkms/vmtest"
+cat >"$ov/usr/src/vmtest-1.0/dkms.conf" <<'DKMSCONF'
+PACKAGE_NAME="vmtest"
+PACKAGE_VERSION="1.0"
+BUILT_MODULE_NAME[0]="vmtest"
+BUILT_MODULE_NAME[1]="vmtest2"
+BUILT_MODULE_NAME[2]="vmtest3"
+BUILT_MODULE_NAME[3]="vmtest4"
+DEST_MODULE_LOCATION[0]="/updates/dkms"
+DEST_MODULE_LOCATION[1]="/updates/dkms"
+DEST_MODULE_LOCATION[2]="/updates/dkms"
+DEST_MODULE_LOCATION[3]="/updates/dkms"
+DKMSCONF
+chmod 0644 "$ov/usr/src/vmtest-1.0/dkms.conf"
+ln -s /usr/src/vmtest-1.0 "$ov/var/lib/dkms/vmtest/1.0/source"
+
 # The test key: RSA-2048, a self-signed certificate, the daemon's default paths.
 if ! openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 7 -subj "/CN=modsignd VM test key/" \
 	-addext "keyUsage=digitalSignature" -addext "extendedKeyUsage=codeSigning" \

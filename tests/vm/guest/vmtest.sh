@@ -14,6 +14,7 @@ export SYSTEMD_PAGER='' SYSTEMD_COLORS=0 LC_ALL=C.UTF-8
 
 MSGID_SIGNED=1f56f1a845014201b36522015b162f77
 MSGID_RELOADED=fe5fe4de18be4cad979c5f1e46cb7257
+MSGID_AUDIT_HEAD=5b5b707b6d9d437aaef30de27773db8d
 here=/usr/lib/modsignd-vmtest
 cert=/etc/modsignd/signing.crt
 rel=$(uname -r)
@@ -183,13 +184,15 @@ if [ "$sign_file" != /usr/lib/modsignd/dkms-sign-file ] || [ ! -x "$sign_file" ]
 fi
 case $mok_key in pkcs11:*) ;; *) fail "the drop-in's mok_signing_key '$mok_key' would let DKMS make a key of its own" ;; esac
 [ -f "$mok_cert" ] || fail "the drop-in's mok_certificate '$mok_cert' does not exist (DKMS would skip signing)"
-install -m 0644 "$here/vmtest3.ko" /root/vmtest3.ko
-if ! out=$(timeout 60 "$sign_file" sha256 "$mok_key" "$mok_cert" /root/vmtest3.ko 2>&1); then
+# Where DKMS builds it: the package's build directory (the policy signs DKMS builds only).
+build=/var/lib/dkms/vmtest/1.0/build
+install -m 0644 "$here/vmtest3.ko" "$build/vmtest3.ko"
+if ! out=$(timeout 60 "$sign_file" sha256 "$mok_key" "$mok_cert" "$build/vmtest3.ko" 2>&1); then
 	fail "the DKMS shim failed: $(echo "$out" | tr -s '\n' ' ')"
 fi
 say "dkms-sign-file: $(echo "$out" | tr -s '\n' ' ')"
 echo "$out" | grep -q "signed by modsignd" || fail "the shim did not sign through the daemon"
-verifies /root/vmtest3.ko || fail "/root/vmtest3.ko is not signed by our key after the shim"
+verifies "$build/vmtest3.ko" || fail "$build/vmtest3.ko is not signed by our key after the shim"
 if ! out=$(timeout 60 modsignctl doctor 2>&1); then
 	say "doctor (exit non-zero is expected here: no dkms in the guest, the kernel does not trust the test key):"
 fi
@@ -219,6 +222,19 @@ else
 	fail "modsignctl status after stop did not start the service again"
 fi
 timeout 120 systemctl stop modsignd.service modsignd.socket 2>/dev/null || fail "final stop of service and socket failed"
+
+# --- the audit log's head in the real journal -----------------------------------------------
+# At stop the daemon writes the chain head (count and hash of the last record) to the journal,
+# MESSAGE_ID=5b5b707b...: the log on disk must verify against the last such head.
+head=$(timeout 20 journalctl -u modsignd -o verbose --no-pager "MESSAGE_ID=$MSGID_AUDIT_HEAD" 2>/dev/null |
+	sed -n 's/^ *MODSIGND_AUDIT_HEAD=//p' | tail -n 1)
+if [ -z "$head" ]; then
+	fail "no audit head (MESSAGE_ID=$MSGID_AUDIT_HEAD, MODSIGND_AUDIT_HEAD=) in the journal"
+elif ! out=$(timeout 60 modsignctl audit verify --head "$head" 2>&1); then
+	fail "modsignctl audit verify --head $head: $(echo "$out" | tr -s '\n' ' ')"
+else
+	say "audit log verifies against the journal's head $head"
+fi
 
 # --- a kernel upgrade with no daemon: the postinst hook signs what DKMS left unsigned -----------
 tree=/var/lib/dkms/vmtest/1.0/$rel/$(uname -m)/module
