@@ -91,12 +91,16 @@ static int sign_directly(const struct dkms_modules *c, const struct config *conf
         }
         free(gate.dkms_tree);
         gate.dkms_tree = strdup(c->dkms_tree);
+        if (!gate.dkms_tree) {
+                cli_gate_close(&gate);
+                signing_key_unref(key);
+                return log_oom(), EXIT_ERROR;
+        }
         for (size_t i = 0; i < c->n; i++) {
                 _cleanup_(module_arg_close) struct module_arg m = { .dir_fd = -EBADF };
                 _cleanup_free_ char *hash = NULL;
                 enum modsign_outcome outcome;
                 const char *why = NULL;
-
                 struct policy_gathered facts = {};
                 struct policy_decision d;
 
@@ -109,7 +113,7 @@ static int sign_directly(const struct dkms_modules *c, const struct config *conf
                         .dir_fd = m.dir_fd,
                 };
                 if (cli_gate_check(&gate, &preq, c->items[i].path, &d, &facts) < 0)
-                        continue;
+                        continue; /* refused (and said why), or the facts could not be read */
                 if (signing_key_pick_hash(key, NULL, c->items[i].kernel, &hash) < 0) {
                         policy_gathered_done(&facts);
                         continue;
