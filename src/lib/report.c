@@ -485,16 +485,16 @@ static int scan_file(struct scan *s, int dir_fd, const char *name, const char *r
         return 0;
 }
 
-static int scan_dir(struct scan *s, int dir_fd, const char *rel, unsigned depth) {
-        _cleanup_free_ char **names = NULL;
+/* The names in a directory, sorted, without "." and ".."; only_dirs: only the directories
+ * (not followed if symlinks) whose names do not start with a dot. */
+static int read_sorted_names(int dir_fd, bool only_dirs, char ***ret, size_t *ret_n) {
+        char **names = NULL;
         size_t n = 0;
-        DIR *d;
         struct dirent *de;
         int r = 0, fd;
+        DIR *d;
 
-        if (depth > SCAN_MAX_DEPTH)
-                return 0;
-        fd = dup(dir_fd);
+        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return negative_errno();
         d = fdopendir(fd);
@@ -503,11 +503,14 @@ static int scan_dir(struct scan *s, int dir_fd, const char *rel, unsigned depth)
                 safe_close(fd);
                 return r;
         }
-        /* Read the names first: the order of the report is the sorted one, and no directory
-         * stays open while we descend. */
         while ((de = readdir(d))) {
+                struct stat st;
                 char **nn;
+
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (only_dirs && (de->d_name[0] == '.' || fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                                  !S_ISDIR(st.st_mode)))
                         continue;
                 nn = reallocarray(names, n + 1, sizeof(char *));
                 if (!nn || !(nn[n] = strdup(de->d_name))) {
@@ -520,8 +523,31 @@ static int scan_dir(struct scan *s, int dir_fd, const char *rel, unsigned depth)
                 n++;
         }
         closedir(d);
-        if (r == 0 && n > 1)
+        if (r < 0) {
+                for (size_t i = 0; i < n; i++)
+                        free(names[i]);
+                free(names);
+                return r;
+        }
+        if (n > 1)
                 qsort(names, n, sizeof(char *), cmp_strp);
+        *ret = names;
+        *ret_n = n;
+        return 0;
+}
+
+static int scan_dir(struct scan *s, int dir_fd, const char *rel, unsigned depth) {
+        _cleanup_free_ char **names = NULL;
+        size_t n = 0;
+        int r;
+
+        if (depth > SCAN_MAX_DEPTH)
+                return 0;
+        /* The names first: the order of the report is the sorted one, and no directory stays
+         * open while we descend. */
+        r = read_sorted_names(dir_fd, false, &names, &n);
+        if (r < 0)
+                return r;
 
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *path = NULL;
@@ -583,51 +609,7 @@ void kernel_report_done(struct kernel_report *k) {
 }
 
 int report_list_kernels(int modules_dir_fd, char ***ret, size_t *ret_n) {
-        char **list = NULL;
-        size_t n = 0;
-        struct dirent *de;
-        int fd, r = 0;
-        DIR *d;
-
-        fd = openat(modules_dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        d = fdopendir(fd);
-        if (!d) {
-                r = negative_errno();
-                safe_close(fd);
-                return r;
-        }
-        while ((de = readdir(d))) {
-                struct stat st;
-                char **nl;
-
-                if (de->d_name[0] == '.')
-                        continue;
-                if (fstatat(modules_dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
-                        continue;
-                nl = reallocarray(list, n + 1, sizeof(char *));
-                if (!nl || !(nl[n] = strdup(de->d_name))) {
-                        if (nl)
-                                list = nl;
-                        r = -ENOMEM;
-                        break;
-                }
-                list = nl;
-                n++;
-        }
-        closedir(d);
-        if (r < 0) {
-                for (size_t i = 0; i < n; i++)
-                        free(list[i]);
-                free(list);
-                return r;
-        }
-        if (n > 1)
-                qsort(list, n, sizeof(char *), cmp_strp);
-        *ret = list;
-        *ret_n = n;
-        return 0;
+        return read_sorted_names(modules_dir_fd, true, ret, ret_n);
 }
 
 /* --- debt ------------------------------------------------------------------------------------- */

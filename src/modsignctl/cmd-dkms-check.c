@@ -31,7 +31,6 @@
 
 #define SCAN_TIMEOUT_MS (30 * 60 * 1000)
 
-
 static char *dir_of(const char *path) {
         const char *slash = strrchr(path, '/');
         return slash ? strndup(path, (size_t) (slash - path)) : strdup(".");

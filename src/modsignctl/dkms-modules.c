@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <config.h>
 
-#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <ftw.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@
 #include "macro.h"
 #include "modsign.h"
 #include "modsignctl.h"
+#include "report.h"
 
 const char *const dkms_module_state_names[_DKMS_MODULE_STATE_MAX] = {
         [DKMS_MODULE_OURS] = "signed",
@@ -21,8 +22,6 @@ const char *const dkms_module_state_names[_DKMS_MODULE_STATE_MAX] = {
         [DKMS_MODULE_OTHER_KEY] = "other-key",
         [DKMS_MODULE_BAD] = "bad-signature",
 };
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
 static struct dkms_modules *current; /* nftw() callback context */
 
@@ -137,21 +136,23 @@ size_t dkms_modules_not_ours(const struct dkms_modules *c) {
         return n;
 }
 
-/* With modsignd: a SCAN of each directory that holds a straggler (it applies its policy,
- * signs inside compressed modules, records what it did). */
-
 int dkms_modules_list_kernels(struct dkms_modules *c) {
-        _cleanup_(closedirp) DIR *d = opendir(c->modules_dir);
-        struct dirent *de;
+        _cleanup_close_ int fd = open(c->modules_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        char **list = NULL;
+        size_t n = 0;
+        int r;
 
-        if (!d)
+        if (fd < 0)
                 return log_error_errno(-errno, "%s: %m", c->modules_dir);
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.' && de->d_type == DT_DIR && c->n_kernels < DKMS_MODULES_MAX_KERNELS)
-                        c->kernels[c->n_kernels++] = strdup(de->d_name);
-        for (size_t i = 0; i < c->n_kernels; i++)
-                if (!c->kernels[i])
-                        return log_oom();
+        r = report_list_kernels(fd, &list, &n);
+        if (r < 0)
+                return log_error_errno(r, "%s: %m", c->modules_dir);
+        for (size_t i = 0; i < n; i++)
+                if (c->n_kernels < DKMS_MODULES_MAX_KERNELS)
+                        c->kernels[c->n_kernels++] = list[i];
+                else
+                        free(list[i]);
+        free(list);
         return 0;
 }
 
