@@ -75,6 +75,21 @@ int digest_fd_prefix_sha256(int fd, uint64_t len, const void *extra, size_t extr
         return 0;
 }
 
+int digest_sha256_state_hex(const EVP_MD_CTX *state, const void *extra, size_t extra_len, char ret[65]) {
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+
+        if (!ctx)
+                return -ENOMEM;
+        if (!EVP_MD_CTX_copy_ex(ctx, state) || (extra_len && !EVP_DigestUpdate(ctx, extra, extra_len)) ||
+            !EVP_DigestFinal_ex(ctx, md, &n) || n != 32)
+                return -EIO;
+        for (unsigned i = 0; i < n; i++)
+                snprintf(ret + 2 * i, 3, "%02x", md[i]);
+        return 0;
+}
+
 int digest_sha256_hex(const void *buf, size_t len, char ret[65]) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int n = 0;

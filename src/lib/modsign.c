@@ -195,6 +195,12 @@ static int copy_body(const struct module_file *m, int out_fd, uint64_t len) {
         return 0;
 }
 
+/* True when the module was hashed already (module_file_sha256()) with the digest the
+ * signature takes: its state goes into the signature, and the module is not read again. */
+static bool sign_from_digest_cache(const struct module_file *m, struct sign_ctx *sign) {
+        return sign && m->compression == COMPRESSION_NONE && m->body_sha256 && sign_resume(sign, m->body_sha256) >= 0;
+}
+
 static int hash_and_copy(const struct module_file *m, int out_fd, struct sign_ctx *sign) {
         struct hash_job job = { .m = m, .len = m->meta.body_len, .sign = sign };
         pthread_t t;
@@ -227,7 +233,9 @@ static int write_module(const struct module_file *m, int out_fd, unsigned thread
                 return r;
         }
         p = (struct pipe_ctx) { .sign = sign, .out = z, .out_fd = out_fd };
-        if (sign && m->compression == COMPRESSION_NONE && m->data.fd >= 0 && m->meta.body_len >= PARALLEL_MIN)
+        if (m->compression == COMPRESSION_NONE && m->data.fd >= 0 && sign_from_digest_cache(m, sign))
+                r = copy_body(m, out_fd, m->meta.body_len);
+        else if (sign && m->compression == COMPRESSION_NONE && m->data.fd >= 0 && m->meta.body_len >= PARALLEL_MIN)
                 r = hash_and_copy(m, out_fd, sign);
         else
                 r = module_file_for_each_chunk(m, m->meta.body_len, pipe_chunk, &p);
@@ -319,7 +327,7 @@ int modsign_sign(struct module_file *m, const struct modsign_request *req, enum 
         if (!req->write_module) {
                 struct pipe_ctx p = { .sign = sign };
 
-                r = module_file_for_each_chunk(m, m->meta.body_len, pipe_chunk, &p);
+                r = sign_from_digest_cache(m, sign) ? 0 : module_file_for_each_chunk(m, m->meta.body_len, pipe_chunk, &p);
                 if (r < 0) {
                         sign_ctx_free(sign);
                         return r;

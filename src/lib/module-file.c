@@ -7,8 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "digest.h"
 #include "macro.h"
 #include "module-file.h"
+#include "openssl-util.h"
 
 /* Big enough to amortise syscalls and digest calls, small enough for a low peak RSS. */
 #define CHUNK_SIZE ((size_t) 1 << 20)
@@ -106,6 +108,79 @@ void module_file_close(struct module_file *m) {
         module_meta_done(&m->meta);
         m->decompressed = NULL;
         m->name = NULL;
+        EVP_MD_CTX_free(m->body_sha256);
+        m->body_sha256 = NULL;
+        m->sha256[0] = '\0';
+}
+
+int module_file_sha256(struct module_file *m, char ret[65]) {
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *body = NULL;
+        _cleanup_free_ uint8_t *buf = NULL;
+        /* The body state is taken where the body ends: only an uncompressed module's body is
+         * a prefix of the file. */
+        uint64_t body_end = m->compression == COMPRESSION_NONE && !m->body_sha256 ? m->meta.body_len : UINT64_MAX;
+        uint64_t off = 0;
+        int r;
+
+        if (m->sha256[0]) {
+                memcpy(ret, m->sha256, sizeof(m->sha256));
+                return 0;
+        }
+        buf = malloc(CHUNK_SIZE);
+        if (!ctx || !buf)
+                return -ENOMEM;
+        if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+                return -EIO;
+        for (;;) {
+                size_t want = CHUNK_SIZE;
+                ssize_t n;
+
+                if (off < body_end && body_end - off < want)
+                        want = (size_t) (body_end - off); /* stop exactly at the body's end */
+                if (off == body_end && !body) {
+                        body = EVP_MD_CTX_new();
+                        if (!body || !EVP_MD_CTX_copy_ex(body, ctx))
+                                return -ENOMEM;
+                }
+                n = pread(m->fd, buf, want, (off_t) off);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        break;
+                if (!EVP_DigestUpdate(ctx, buf, (size_t) n))
+                        return -EIO;
+                off += (uint64_t) n;
+        }
+        /* A file shorter than when it was parsed is not the module we know. */
+        if (off != (uint64_t) m->st.st_size || (body_end != UINT64_MAX && !body))
+                return -ESTALE;
+        r = digest_sha256_state_hex(ctx, NULL, 0, m->sha256);
+        if (r < 0)
+                return r;
+        if (body)
+                m->body_sha256 = TAKE_PTR(body);
+        memcpy(ret, m->sha256, sizeof(m->sha256));
+        return 0;
+}
+
+int module_file_sha256_with(struct module_file *m, const void *extra, size_t extra_len, char ret[65]) {
+        char whole[65];
+        int r;
+
+        if (m->compression != COMPRESSION_NONE)
+                return -EOPNOTSUPP;
+        if (!m->body_sha256) {
+                r = module_file_sha256(m, whole);
+                if (r < 0)
+                        return r;
+        }
+        if (!m->body_sha256)
+                return -EIO;
+        return digest_sha256_state_hex(m->body_sha256, extra, extra_len, ret);
 }
 
 int module_file_for_each_chunk(const struct module_file *m, uint64_t len,

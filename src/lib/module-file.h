@@ -4,6 +4,7 @@
 /* A module file opened for reading: reached through a directory fd without following a
  * symlink, decompressed when it is compressed, and parsed. */
 
+#include <openssl/evp.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -23,6 +24,12 @@ struct module_file {
         uint8_t *decompressed;  /* the ELF and its signature, for compressed modules */
         struct module_data data;
         struct module_meta meta;
+        /* Filled by module_file_sha256(), in one read: the SHA-256 of the file as it is on
+         * disk (what the gate and the audit trail know it by), and for an uncompressed module
+         * the SHA-256 state after exactly its body, which is all a sha256 signature and the
+         * digest of the signed result still need. */
+        char sha256[65];
+        EVP_MD_CTX *body_sha256;
 };
 
 /* -ELOOP: a symlink; -EINVAL: not a regular file; -ENOEXEC: not a module (or corrupt
@@ -33,6 +40,12 @@ int module_file_open(int dir_fd, const char *name, struct module_file *ret, cons
  * takes ownership of fd, even on failure. It has no name and cannot be replaced in place. */
 int module_file_open_fd(int fd, struct module_file *ret, const char **ret_why);
 void module_file_close(struct module_file *m);
+
+/* The SHA-256 of the file as it is on disk, as lowercase hex; read once, then remembered. */
+int module_file_sha256(struct module_file *m, char ret[65]);
+/* The SHA-256 of the module's body followed by 'extra': the file as it will be once a
+ * signature (extra) is appended to the unsigned body. Only for an uncompressed module. */
+int module_file_sha256_with(struct module_file *m, const void *extra, size_t extra_len, char ret[65]);
 
 /* Calls fn on the bytes [0, len) of the (decompressed) module in order, in pieces. */
 int module_file_for_each_chunk(const struct module_file *m, uint64_t len,

@@ -383,7 +383,7 @@ bool policy_kernel_installed(const char *path, const char *sysroot, const char *
 int policy_gather(const struct policy_env *env, const struct policy_request *req, struct policy_gathered *ret) {
         struct policy_gathered g = {};
         struct policy_facts *f = &g.facts;
-        const struct module_file *m = req->m;
+        struct module_file *m = req->m;
         const char *where = req->dkms_origin && req->dkms_path ? req->dkms_path : req->path;
         struct timespec ts;
         struct stat st;
@@ -426,7 +426,7 @@ int policy_gather(const struct policy_env *env, const struct policy_request *req
                         g.release = NULL;
                 f->release = g.release;
                 f->kernel_installed = policy_kernel_installed(req->path, req->sysroot, g.release);
-                if (digest_fd_sha256(m->fd, g.sha256) >= 0)
+                if (module_file_sha256(m, g.sha256) >= 0)
                         f->sha256 = g.sha256;
                 f->have_owner = true;
                 f->file_uid = m->st.st_uid;

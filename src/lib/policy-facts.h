@@ -46,7 +46,7 @@ bool policy_kernel_installed(const char *path, const char *sysroot, const char *
 /* What the caller knows of a request. */
 struct policy_request {
         enum policy_requester requester;
-        const struct module_file *m;     /* NULL: it is not a module */
+        struct module_file *m;           /* NULL: it is not a module; its digest is remembered */
         const char *path;                /* the module's path, or NULL (an fd from a client) */
         int dir_fd;                      /* the directory holding it, or < 0 when unknown */
         const char *file_name;           /* a name for it when there is no path (a client's NAME) */

@@ -151,6 +151,23 @@ int sign_update(struct sign_ctx *c, const void *buf, size_t len) {
         return 0;
 }
 
+int sign_resume(struct sign_ctx *c, const EVP_MD_CTX *state) {
+        BIO *md_bio = BIO_find_type(c->chain, BIO_TYPE_MD);
+        EVP_MD_CTX *ours = NULL;
+
+        /* One signer, one digest BIO: CMS_dataFinal() reads the digest from its context. */
+        if (!md_bio || BIO_get_md_ctx(md_bio, &ours) <= 0 || !ours)
+                return -EIO;
+        if (!EVP_MD_CTX_get0_md(ours) || !EVP_MD_CTX_get0_md(state) ||
+            EVP_MD_get_type(EVP_MD_CTX_get0_md(ours)) != EVP_MD_get_type(EVP_MD_CTX_get0_md(state)))
+                return -EOPNOTSUPP;
+        if (!EVP_MD_CTX_copy_ex(ours, state)) {
+                ERR_clear_error();
+                return -EIO;
+        }
+        return 0;
+}
+
 int sign_finish(struct sign_ctx *c, uint8_t **ret_der, size_t *ret_len) {
         unsigned char *der = NULL;
         int len, r = 0;

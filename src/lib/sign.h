@@ -35,6 +35,10 @@ bool signer_uses_keyid(const struct signer *s);
 /* Starts a signature over data still to come, with the named digest (sha256, ...). */
 int sign_begin(const struct signer *s, const char *hash, struct sign_ctx **ret);
 int sign_update(struct sign_ctx *c, const void *buf, size_t len);
+/* Takes the digest state of data hashed elsewhere (the same algorithm, fed nothing else yet)
+ * instead of the data itself: a module hashed once for the policy gate is not read again to
+ * be signed. -EOPNOTSUPP when the state is of another digest; the context is unchanged then. */
+int sign_resume(struct sign_ctx *c, const EVP_MD_CTX *state);
 /* Produces the DER PKCS#7 blob (without the module trailer) and frees the context. */
 int sign_finish(struct sign_ctx *c, uint8_t **ret_der, size_t *ret_len);
 struct sign_ctx *sign_ctx_free(struct sign_ctx *c);

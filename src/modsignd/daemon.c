@@ -42,6 +42,9 @@ struct tree_job {
         char *module_name, *version;
         char sha256_before[65];
         bool resigned;
+        struct module_file *m;     /* the module being signed, while record_and_commit() runs */
+        uint8_t *blob;             /* the signature written, for the digest of the result */
+        size_t blob_len;
         struct daemon_audit_entry audit_entry; /* of a signature, appended on the worker */
         /* the gate's */
         struct daemon_policy *policy;  /* a reference of our own, like the key */
@@ -87,9 +90,9 @@ static void note_written(const struct stat *st, void *userdata) {
 }
 
 /* Name, version and digest of the module as found, for its record. */
-static void note_module(struct tree_job *t, const struct module_file *m) {
+static void note_module(struct tree_job *t, struct module_file *m) {
         if (!t->sha256_before[0])
-                (void) digest_fd_sha256(m->fd, t->sha256_before);
+                (void) module_file_sha256(m, t->sha256_before);
         if (!t->module_name && m->meta.name)
                 t->module_name = strdup(m->meta.name);
         if (!t->version && m->meta.version)
@@ -102,10 +105,25 @@ static int record_and_commit(struct tree_job *t, struct replace_batch *batch, co
         char path[PATH_MAX], proc[64];
         int results[1], r;
 
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", batch->items[0].fd);
-        {
+        /* An uncompressed result is the body we hashed, the signature and its trailer: its
+         * digest needs no second read. A recompressed one is read back. */
+        if (t->m->compression == COMPRESSION_NONE && t->blob) {
+                uint8_t trailer[MODULE_SIG_TRAILER_LEN];
+                _cleanup_free_ uint8_t *tail = malloc(t->blob_len + sizeof(trailer));
+
+                module_sig_trailer_build((uint32_t) t->blob_len, trailer);
+                if (tail) {
+                        memcpy(tail, t->blob, t->blob_len);
+                        memcpy(tail + t->blob_len, trailer, sizeof(trailer));
+                        (void) module_file_sha256_with(t->m, tail, t->blob_len + sizeof(trailer), t->sha256);
+                }
+        }
+        if (!t->sha256[0]) {
                 /* The replacement's own descriptor is write-only: read it through /proc. */
-                _cleanup_close_ int fd = open(proc, O_RDONLY | O_CLOEXEC);
+                _cleanup_close_ int fd = -EBADF;
+
+                snprintf(proc, sizeof(proc), "/proc/self/fd/%d", batch->items[0].fd);
+                fd = open(proc, O_RDONLY | O_CLOEXEC);
                 if (fd >= 0)
                         (void) digest_fd_sha256(fd, t->sha256);
         }
@@ -234,14 +252,20 @@ static void tree_job_run(struct job *j) {
                 .write_module = true,
                 .threads = 1, /* the pool already keeps every core busy */
                 .batch = &batch, /* in place only once recorded: record_and_commit() */
+                .ret_sig = &t->blob,
+                .ret_sig_len = &t->blob_len,
         };
         r = modsign_sign(&m, &req, &outcome, &why);
         if (r != 0 || outcome != MODSIGN_UNCHANGED)
                 note_module(t, &m); /* the original is untouched until the commit */
         if (r == 0 && outcome == MODSIGN_SIGNED) {
                 t->resigned = m.meta.n_signatures > 0;
+                t->m = &m;
                 r = record_and_commit(t, &batch, &why);
+                t->m = NULL;
         }
+        free(t->blob);
+        t->blob = NULL;
         replace_batch_done(&batch);
         if (r == -EEXIST) {
                 res->outcome = TREE_FOREIGN;

@@ -162,7 +162,7 @@ static void sign_job_run(struct job *j) {
         }
         opened = r >= 0;
         if (opened) {
-                (void) digest_fd_sha256(m.fd, t->sha256_before);
+                (void) module_file_sha256(&m, t->sha256_before);
                 t->module_name = m.meta.name ? strdup(m.meta.name) : NULL;
                 t->version = m.meta.version ? strdup(m.meta.version) : NULL;
         }
@@ -240,7 +240,8 @@ static void sign_job_run(struct job *j) {
                 if (all) {
                         memcpy(all, t->blob, t->blob_len);
                         memcpy(all + t->blob_len, trailer, sizeof(trailer));
-                        (void) digest_fd_prefix_sha256(m.fd, t->body_len, all, t->blob_len + sizeof(trailer), t->sha256_after);
+                        if (module_file_sha256_with(&m, all, t->blob_len + sizeof(trailer), t->sha256_after) < 0)
+                                (void) digest_fd_prefix_sha256(m.fd, t->body_len, all, t->blob_len + sizeof(trailer), t->sha256_after);
                 }
         }
 out:

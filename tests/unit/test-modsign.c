@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "compress.h"
+#include "digest.h"
 #include "macro.h"
 #include "modsign.h"
 #include "module-file.h"
@@ -488,6 +489,67 @@ START_TEST(test_sign_large) {
 }
 END_TEST
 
+/* Hashed once for the gate (module_file_sha256), signed without a second read: the result
+ * must be what signing from the bytes gives, for a fresh module and for a re-signed one
+ * (where the body is only a prefix of the file), and the digest of the result, computed
+ * from the cached state, must be the digest of the file written. */
+START_TEST(test_sign_from_digest_cache) {
+        struct tmod t;
+        _cleanup_free_ uint8_t *big = NULL;
+        size_t big_len;
+
+        /* Bigger than the 1 MiB chunks the file is read in, and not a multiple of them. */
+        tmod_init(&t, COMPRESSION_NONE);
+        big = tu_module_new(TU_MODINFO, TU_MODINFO_LEN, (3U << 20) + 12345, &big_len);
+        tmod_put(&t, big, big_len);
+        free(t.plain);
+        t.plain = TAKE_PTR(big);
+        t.plain_len = big_len;
+
+        for (int round = 0; round < 2; round++) {
+                /* round 0: unsigned; round 1: signed by key2 first, then re-signed with key1 */
+                struct module_file m;
+                enum modsign_outcome outcome;
+                uint8_t *sig = NULL, *oracle, *want, *written, *tail = NULL;
+                size_t sig_len = 0, oracle_len, want_len, written_len, tail_len = 0;
+                char before[65], again[65], after[65], predicted[65];
+                char *hex;
+                struct modsign_request req = { .signer = signer1, .hash = "sha256", .write_module = true,
+                                               .existing = MODSIGN_EXISTING_REPLACE, .threads = 1,
+                                               .dest_dir_fd = -1, .ret_sig = &sig, .ret_sig_len = &sig_len };
+
+                if (round == 1)
+                        tmod_sign_ok(&t, signer2, "sha512", MODSIGN_EXISTING_REPLACE, MODSIGN_SIGNED);
+                tmod_open(&t, &m);
+                ck_assert_int_eq(module_file_sha256(&m, before), 0);
+                hex = tu_command_output("sha256sum '%s' | cut -c1-64 | tr -d '\\n'", t.path);
+                ck_assert_str_eq(before, hex);
+                free(hex);
+                ck_assert_ptr_nonnull(m.body_sha256);
+                ck_assert_int_eq(module_file_sha256(&m, again), 0); /* remembered */
+                ck_assert_str_eq(before, again);
+                ck_assert_int_eq(modsign_sign(&m, &req, &outcome, NULL), 0);
+                ck_assert_int_eq(outcome, MODSIGN_SIGNED);
+                tu_append_sig(&tail, &tail_len, sig, sig_len); /* the signature and its trailer */
+                ck_assert_int_eq(module_file_sha256_with(&m, tail, tail_len, predicted), 0);
+                module_file_close(&m);
+
+                oracle = tu_sign_file_oracle(key1, cert1, "sha256", false, t.plain, t.plain_len, &oracle_len);
+                want = signed_image(t.plain, t.plain_len, oracle, oracle_len, &want_len);
+                assert_file_is(t.path, want, want_len);
+                written = tu_read_file(t.path, &written_len);
+                ck_assert_int_eq(digest_sha256_hex(written, written_len, after), 0);
+                ck_assert_str_eq(predicted, after);
+                free(oracle);
+                free(want);
+                free(written);
+                free(tail);
+                free(sig);
+        }
+        tmod_done(&t);
+}
+END_TEST
+
 START_TEST(test_changed_while_signing) {
         /* The module changes between open and commit: -ESTALE, and the new version stays. */
         struct tmod t;
@@ -939,6 +1001,7 @@ static Suite *modsign_suite(void) {
         tcase_add_test(tc, test_raw_signature_and_dest);
         tcase_add_test(tc, test_sign_large);
         tcase_add_test(tc, test_changed_while_signing);
+        tcase_add_test(tc, test_sign_from_digest_cache);
         tcase_add_test(tc, test_replace_stacked);
         tcase_add_test(tc, test_resign_own_tampered);
         tcase_add_test(tc, test_resign_own_stacked);
