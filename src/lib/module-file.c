@@ -113,25 +113,20 @@ void module_file_close(struct module_file *m) {
         m->sha256[0] = '\0';
 }
 
-int module_file_sha256(struct module_file *m, char ret[65]) {
-        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *body = NULL;
+/* One pass over the file: the digest of all of it, and the state where the body ends. */
+static int hash_file(struct module_file *m, uint64_t body_end, EVP_MD_CTX **ret_body) {
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new(), *body = NULL;
         _cleanup_free_ uint8_t *buf = NULL;
-        /* The body state is taken where the body ends: only an uncompressed module's body is
-         * a prefix of the file. */
-        uint64_t body_end = m->compression == COMPRESSION_NONE && !m->body_sha256 ? m->meta.body_len : UINT64_MAX;
         uint64_t off = 0;
         int r;
 
-        if (m->sha256[0]) {
-                memcpy(ret, m->sha256, sizeof(m->sha256));
-                return 0;
-        }
-        buf = malloc(CHUNK_SIZE);
-        if (!ctx || !buf)
+        if (!ctx)
                 return -ENOMEM;
         if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
                 return -EIO;
+        buf = malloc(CHUNK_SIZE);
+        if (!buf)
+                return -ENOMEM;
         for (;;) {
                 size_t want = CHUNK_SIZE;
                 ssize_t n;
@@ -155,14 +150,27 @@ int module_file_sha256(struct module_file *m, char ret[65]) {
                         return -EIO;
                 off += (uint64_t) n;
         }
-        /* A file shorter than when it was parsed is not the module we know. */
+        /* A file shorter or longer than when it was parsed is not the module we know. */
         if (off != (uint64_t) m->st.st_size || (body_end != UINT64_MAX && !body))
                 return -ESTALE;
         r = digest_sha256_state_hex(ctx, NULL, 0, m->sha256);
         if (r < 0)
                 return r;
-        if (body)
-                m->body_sha256 = TAKE_PTR(body);
+        *ret_body = TAKE_PTR(body);
+        return 0;
+}
+
+int module_file_sha256(struct module_file *m, char ret[65]) {
+        int r;
+
+        if (!m->sha256[0]) {
+                /* Only an uncompressed module's body is a prefix of the file. */
+                r = hash_file(m, m->compression == COMPRESSION_NONE ? m->meta.body_len : UINT64_MAX, &m->body_sha256);
+                if (r < 0) {
+                        m->sha256[0] = '\0';
+                        return r;
+                }
+        }
         memcpy(ret, m->sha256, sizeof(m->sha256));
         return 0;
 }

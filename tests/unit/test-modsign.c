@@ -530,6 +530,7 @@ START_TEST(test_sign_from_digest_cache) {
                 ck_assert_str_eq(before, again);
                 ck_assert_int_eq(modsign_sign(&m, &req, &outcome, NULL), 0);
                 ck_assert_int_eq(outcome, MODSIGN_SIGNED);
+                ck_assert_ptr_nonnull(sig);
                 tu_append_sig(&tail, &tail_len, sig, sig_len); /* the signature and its trailer */
                 ck_assert_int_eq(module_file_sha256_with(&m, tail, tail_len, predicted), 0);
                 module_file_close(&m);
