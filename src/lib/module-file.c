@@ -12,8 +12,10 @@
 #include "module-file.h"
 #include "openssl-util.h"
 
-/* Big enough to amortise syscalls and digest calls, small enough for a low peak RSS. */
-#define CHUNK_SIZE ((size_t) 1 << 20)
+/* Big enough to amortise syscalls and digest calls; small, because fresh memory costs a page
+ * fault per 4 KiB (about 17 us each on a virtual machine: 4.5 ms for a 1 MiB buffer, more
+ * than hashing the megabyte takes). */
+#define CHUNK_SIZE ((size_t) 64 << 10)
 
 #define FAIL(error, why)                        \
         ({                                      \

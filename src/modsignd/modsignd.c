@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,5 +228,9 @@ finish:
 }
 
 int main(int argc, char *argv[]) {
+        /* One malloc arena for every thread. A worker's own arena keeps its top (the last
+         * module's buffers) resident forever: malloc_trim() trims only the main arena's top.
+         * With one arena, the trim when the workers go idle hands a burst's memory back. */
+        (void) mallopt(M_ARENA_MAX, 1);
         return run(argc, argv);
 }
