@@ -8,8 +8,9 @@
 #  - `modsignctl sign-file HASH handle:0x81... CERT MODULE` (the kernel's syntax) likewise;
 #  - the daemon with PrivateKey=handle:0x81...: SIGN over the socket verifies;
 #  - a handle with no key: a clear error, quickly.
-# The kernel acceptance test cannot load these modules: its trusted keys are baked into the
-# test kernel when it is built (tests/kernel/build-kernel.sh), and the TPM key is made here.
+# The test kernel's trusted keys are baked in when it is built (tests/kernel/build-kernel.sh);
+# tests/kernel/run-tpm2-kernel-test.sh has a built-in key certify a TPM key and loads its
+# modules under qemu.
 # shellcheck disable=SC2317 # the case functions are called through run_case
 set -eu
 srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}

@@ -11,6 +11,7 @@
 TESTS += tests/kernel/run-kernel-test.sh
 TESTS += tests/kernel/run-keygen-kernel-test.sh
 TESTS += tests/kernel/run-rotate-kernel-test.sh
+TESTS += tests/kernel/run-tpm2-kernel-test.sh
 
 EXTRA_DIST += \
 	tests/kernel/run-kernel-test.sh \
@@ -18,6 +19,7 @@ EXTRA_DIST += \
 	tests/kernel/finit.c \
 	tests/kernel/run-keygen-kernel-test.sh \
 	tests/kernel/run-rotate-kernel-test.sh \
+	tests/kernel/run-tpm2-kernel-test.sh \
 	tests/kernel/addkey.c \
 	tests/kernel/README.md \
 	tests/kernel/module/Kbuild \
