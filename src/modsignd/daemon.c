@@ -493,6 +493,14 @@ int daemon_reload(struct daemon *d) {
         if (!streq(c.state_directory, d->config.state_directory))
                 log_warning("StateDirectory= changed to %s: the audit log stays in %s until modsignd restarts",
                             c.state_directory, d->config.state_directory);
+        if (!streq_ptr(c.socket_path, d->config.socket_path))
+                log_warning("Socket= changed to %s: the daemon keeps listening on %s until it restarts",
+                            c.socket_path ?: "(default)", d->config.socket_path ?: "(default)");
+        if (c.workers != d->config.workers) {
+                r = workers_resize(d->workers, c.workers);
+                if (r < 0)
+                        log_warning_errno(r, "cannot start the workers Workers=%u asks for: %m", c.workers);
+        }
         signing_key_unref(d->key);
         d->key = key;
         config_done(&d->config);

@@ -21,7 +21,9 @@ struct workers {
         bool stopping;
         int event_fd;
         sd_event_source *event_source;
-        unsigned n_threads;
+        unsigned n_threads;                    /* spawned: joined by workers_free() */
+        unsigned n_live;                       /* running their loop */
+        unsigned n_wanted;                     /* Workers=: the rest retire when idle */
         pthread_t *threads;
 };
 
@@ -53,10 +55,14 @@ static void *worker_main(void *userdata) {
         for (;;) {
                 struct job *j;
 
-                while (!w->stopping && !w->queue_head)
+                while (!w->stopping && !w->queue_head && w->n_live <= w->n_wanted)
                         pthread_cond_wait(&w->wake, &w->lock);
                 if (w->stopping)
                         break;
+                if (w->n_live > w->n_wanted) { /* fewer workers since a reload: retire */
+                        w->n_live--;
+                        break;
+                }
                 j = pop(&w->queue_head, &w->queue_tail);
                 pthread_mutex_unlock(&w->lock);
 
@@ -122,21 +128,51 @@ int workers_new(sd_event *e, unsigned n_threads, struct workers **ret) {
                 free(w);
                 return r;
         }
-        w->threads = calloc(n_threads, sizeof(pthread_t));
-        if (!w->threads) {
+        r = workers_resize(w, n_threads);
+        if (r < 0) {
                 workers_free(w);
-                return -ENOMEM;
-        }
-        for (unsigned i = 0; i < n_threads; i++) {
-                r = -pthread_create(&w->threads[i], NULL, worker_main, w);
-                if (r < 0) {
-                        workers_free(w);
-                        return r;
-                }
-                w->n_threads++;
+                return r;
         }
         *ret = w;
         return 0;
+}
+
+int workers_resize(struct workers *w, unsigned n_threads) {
+        unsigned spawn = 0;
+        int r = 0;
+
+        if (n_threads == 0) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                n_threads = n > 0 ? (unsigned) n : 1;
+        }
+        pthread_mutex_lock(&w->lock);
+        w->n_wanted = n_threads;
+        if (w->n_live < n_threads)
+                spawn = n_threads - w->n_live;
+        else
+                pthread_cond_broadcast(&w->wake); /* the extra ones retire once idle */
+        pthread_mutex_unlock(&w->lock);
+        if (spawn == 0)
+                return 0;
+
+        pthread_t *t = reallocarray(w->threads, w->n_threads + spawn, sizeof(pthread_t));
+        if (!t)
+                return -ENOMEM;
+        w->threads = t;
+        for (unsigned i = 0; i < spawn; i++) {
+                pthread_mutex_lock(&w->lock);
+                w->n_live++; /* before it runs: it must not take itself for one too many */
+                pthread_mutex_unlock(&w->lock);
+                r = -pthread_create(&w->threads[w->n_threads], NULL, worker_main, w);
+                if (r < 0) {
+                        pthread_mutex_lock(&w->lock);
+                        w->n_live--;
+                        pthread_mutex_unlock(&w->lock);
+                        break;
+                }
+                w->n_threads++;
+        }
+        return r;
 }
 
 int workers_submit(struct workers *w, struct job *j) {
@@ -162,7 +198,12 @@ unsigned workers_queued(struct workers *w) {
 }
 
 unsigned workers_threads(struct workers *w) {
-        return w->n_threads;
+        unsigned n;
+
+        pthread_mutex_lock(&w->lock);
+        n = w->n_wanted;
+        pthread_mutex_unlock(&w->lock);
+        return n;
 }
 
 void workers_free(struct workers *w) {

@@ -2,6 +2,7 @@
 # Reload and stop, with modules moving:
 #  - SIGHUP after the configuration names key B instead of key A: RELOADING=1 then READY=1,
 #    and modules arriving afterwards verify with certificate B and not with A;
+#  - Workers= changes on reload: threads start, and the extra ones end once idle;
 #  - a reload with a broken configuration (an unknown key; a key file of mode 0644) is
 #    refused with the reason logged, READY=1 follows, and the running key (B) goes on signing;
 #    `modsignctl reload` says it failed;
@@ -96,6 +97,43 @@ case_new_key() {
 	fi
 }
 run_case "SIGHUP with a new key: later modules are signed with it" case_new_key
+
+# threads_of_daemon: how many threads the daemon runs now.
+threads_of_daemon() {
+	find "/proc/$DAEMON_PID/task" -mindepth 1 -maxdepth 1 | wc -l
+}
+threads_are() {
+	[ "$(threads_of_daemon)" -eq "$1" ]
+}
+
+case_workers_reload() {
+	local base
+	step "Workers=2 at start; the configuration now says Workers=4: SIGHUP"
+	daemon_status_json
+	[ "$(json_int "$WORKDIR/status.json" workers)" = 2 ] || fail "status shows $(json_int "$WORKDIR/status.json" workers) workers, not 2"
+	base=$(threads_of_daemon)
+	sed -i 's/^Workers=2$/Workers=4/' "$DAEMON_CONF"
+	reload_and_wait
+	daemon_status_json
+	[ "$(json_int "$WORKDIR/status.json" workers)" = 4 ] || fail "status shows $(json_int "$WORKDIR/status.json" workers) workers after the reload, not 4"
+	wait_until 5 "two more threads ($((base + 2)))" threads_are $((base + 2))
+	ok "status shows 4 workers; $(threads_of_daemon) threads (was $base)"
+	step "Workers=1: SIGHUP; the extra threads end, and modules are still signed"
+	sed -i 's/^Workers=4$/Workers=1/' "$DAEMON_CONF"
+	reload_and_wait
+	daemon_status_json
+	[ "$(json_int "$WORKDIR/status.json" workers)" = 1 ] || fail "status shows $(json_int "$WORKDIR/status.json" workers) workers after the reload, not 1"
+	wait_until 5 "three threads fewer ($((base - 1)))" threads_are $((base - 1))
+	ok "status shows 1 worker; $(threads_of_daemon) threads"
+	cp "$MOD" "$UPD/one-worker.ko"
+	wait_signed "$UPD/one-worker.ko"
+	assert_verifies "$(cert_of b)" "$UPD/one-worker.ko"
+	sed -i 's/^Workers=1$/Workers=2/' "$DAEMON_CONF"
+	reload_and_wait
+	wait_until 5 "back to $base threads" threads_are "$base"
+	ok "Workers=2 again: $(threads_of_daemon) threads"
+}
+run_case "Workers= changes on reload" case_workers_reload
 
 case_broken_reload() {
 	local line
