@@ -108,7 +108,9 @@ EOF
 # .machine, a distribution key in .builtin_trusted_keys. Key b is in none.
 KSKID=$(openssl x509 -in "$(cert_of k)" -noout -ext subjectKeyIdentifier | tail -n 1 | tr -d ' :' | tr 'A-F' 'a-f')
 KCN=$(openssl x509 -in "$(cert_of k)" -noout -subject -nameopt sep_multiline,utf8 | sed -n 's/^ *CN=//p')
-[ -n "$KSKID" ] && [ "$KCN" = "modsignd test k" ] || fail "cannot read key k's SKID and CN ($KSKID, $KCN)"
+if [ -z "$KSKID" ] || [ "$KCN" != "modsignd test k" ]; then
+	fail "cannot read key k's SKID and CN ($KSKID, $KCN)"
+fi
 KERNEL_FX=$WORKDIR/kernel
 mkdir -p "$KERNEL_FX/members"
 cat >"$KERNEL_FX/keys" <<KEYS
@@ -399,8 +401,10 @@ case_rate_shared() {
 	wait_signed "$UPD/shared7.ko"
 	cp "$WORKDIR/src/shared8.ko" "$WORKDIR/out/shared8.ko"
 	cli_sign "$WORKDIR/out/shared8.ko"
-	[ "$LAST_RC" -eq 1 ] && grep -q "(rule rate-limit)" "$LAST_ERR" ||
-		{ _report_last; fail "modsignctl sign was not refused after the daemon's three signatures"; }
+	if [ "$LAST_RC" -ne 1 ] || ! grep -q "(rule rate-limit)" "$LAST_ERR"; then
+		_report_last
+		fail "modsignctl sign was not refused after the daemon's three signatures"
+	fi
 	expect_record "$WORKDIR/out/shared8.ko" refused rate-limit cli
 	rm -f "$state/ratelimit"
 }
