@@ -115,24 +115,22 @@ int policy_decide_shared(const struct policy *p, const struct policy_facts *f, c
         struct policy_rate bucket;
         int r;
 
-        if (p->rate_tokens == 0 || p->rate_interval_usec == 0) {
-                policy_decide(p, f, NULL, d);
+        /* First without a bucket: a refusal by another rule, or a module already ours (which
+         * takes no token), is the answer without touching the file (a scan of a signed tree
+         * decides thousands of those). */
+        policy_decide(p, f, NULL, d);
+        if (p->rate_tokens == 0 || p->rate_interval_usec == 0 || !d->allow || streq(d->rule, "ours"))
                 return 0;
-        }
+
         r = rate_open(state_dir, &fd);
         if (r >= 0)
                 r = rate_read(fd, f->now_usec, &bucket);
         if (r < 0) {
-                /* Decided without a bucket: if another rule refuses, that refusal is the answer. */
-                policy_decide(p, f, NULL, d);
-                if (d->allow)
-                        refuse(d, "the shared RateLimit= bucket %s/%s cannot be used (%s); nothing is signed meanwhile",
-                               state_dir, POLICY_RATE_FILE, strerror(-r));
+                refuse(d, "the shared RateLimit= bucket %s/%s cannot be used (%s); nothing is signed meanwhile",
+                       state_dir, POLICY_RATE_FILE, strerror(-r));
                 return r;
         }
         policy_decide(p, f, &bucket, d);
-        if (!bucket.started)
-                return 0; /* refused by another rule before a new bucket was filled */
         r = rate_write(fd, &bucket);
         if (r < 0 && d->allow) {
                 refuse(d, "the shared RateLimit= bucket %s/%s cannot be written (%s); nothing is signed meanwhile",

@@ -24,10 +24,11 @@
 
 #define POLICY_RATE_FILE "ratelimit"
 
-/* policy_decide() with the shared bucket of state_dir. Without RateLimit= (rate_tokens 0) no
- * file is touched. When the file cannot be used the decision stands if another rule refused;
- * otherwise it becomes a refusal by rule "rate-limit" saying why (fail closed), and the error
- * is returned. f->now_usec must be CLOCK_REALTIME (policy_gather() does so). */
+/* policy_decide() with the shared bucket of state_dir. The file is touched only when a token
+ * is due: not without RateLimit= (rate_tokens 0), not for a refusal by another rule, not for a
+ * module already ours. When it cannot be used, the decision becomes a refusal by rule
+ * "rate-limit" saying why (fail closed), and the error is returned. f->now_usec must be
+ * CLOCK_REALTIME (policy_gather() does so). */
 int policy_decide_shared(const struct policy *p, const struct policy_facts *f, const char *state_dir,
                          struct policy_decision *d);
 

@@ -1008,6 +1008,16 @@ START_TEST(test_rate_shared) {
         f.now_usec = realtime_usec();
         ck_assert_int_eq(policy_decide_shared(&p, &f, state, &d), -ELOOP);
         ck_assert_msg(!d.allow && streq(d.rule, "rate-limit") && strstr(d.reason, POLICY_RATE_FILE), "%s", d.reason);
+        /* ... but what takes no token does not need it: another rule's refusal, a module of ours */
+        f.kernel_installed = false;
+        ck_assert_int_eq(policy_decide_shared(&p, &f, state, &d), 0);
+        ck_assert_str_eq(d.rule, "kernel-not-installed");
+        f.kernel_installed = true;
+        f.signature = POLICY_SIG_OURS_VALID;
+        ck_assert_int_eq(policy_decide_shared(&p, &f, state, &d), 0);
+        ck_assert(d.allow);
+        ck_assert_str_eq(d.rule, "ours");
+        f.signature = POLICY_SIG_NONE;
         ck_assert_int_eq(unlink(file), 0);
         tu_write_file(file, "", 0, 0600);
         ck_assert_int_eq(chmod(file, 0622), 0);
