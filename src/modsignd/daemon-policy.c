@@ -11,6 +11,7 @@
 #include "macro.h"
 
 int daemon_policy_load(const struct config *c, struct daemon_rate *rate, struct daemon_policy **ret, char **ret_error) {
+        const char *proc_keys, *keyring_dir;
         struct daemon_policy *p;
         int r;
 
@@ -29,15 +30,11 @@ int daemon_policy_load(const struct config *c, struct daemon_rate *rate, struct 
                 goto fail;
         p->dkms_tree = strdup(c->dkms_tree);
         p->state_dir = strdup(c->state_directory);
-        {
-                const char *proc_keys, *keyring_dir;
-
-                policy_env_kernel_keys(&proc_keys, &keyring_dir);
-                p->proc_keys = strdup(proc_keys);
-                if (keyring_dir && !(p->keyring_dir = strdup(keyring_dir)))
-                        r = -ENOMEM;
-        }
-        if (!p->dkms_tree || !p->state_dir || !p->proc_keys || r == -ENOMEM) {
+        /* Read once per load: workers must not getenv(). */
+        policy_env_kernel_keys(&proc_keys, &keyring_dir);
+        p->proc_keys = strdup(proc_keys);
+        p->keyring_dir = keyring_dir ? strdup(keyring_dir) : NULL;
+        if (!p->dkms_tree || !p->state_dir || !p->proc_keys || (keyring_dir && !p->keyring_dir)) {
                 r = -ENOMEM;
                 goto fail;
         }
