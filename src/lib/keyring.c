@@ -385,11 +385,35 @@ static bool kernel_key_subject_is(const struct kernel_key *key, const char *name
         return n > 0 && n % 2 == 0 && (d[n] == ':' || d[n] == '\0');
 }
 
+static enum kernel_signer_match signer_hit(const struct kernel_key *key, const struct kernel_signer *s) {
+        if (s->key_id && kernel_key_has_id(key, s->key_id))
+                return KERNEL_SIGNER_BY_KEY_ID;
+        if (s->issuer && kernel_key_subject_is(key, s->issuer))
+                return KERNEL_SIGNER_BY_NAME;
+        return KERNEL_SIGNER_UNTRUSTED;
+}
+
+/* Keeps the first name match, and a key-id match over it. */
+static void signer_note(struct kernel_signer_trust *t, enum kernel_signer_match hit, const char *keyring,
+                        const struct kernel_key *key) {
+        char *x509;
+
+        if (hit == KERNEL_SIGNER_UNTRUSTED || (t->match != KERNEL_SIGNER_UNTRUSTED && hit != KERNEL_SIGNER_BY_KEY_ID))
+                return;
+        t->match = hit;
+        t->keyring = keyring;
+        /* "SUBJECT: KEYID", without the type and the flags the kernel adds */
+        (void) snprintf(t->key, sizeof(t->key), "%s", key->description);
+        x509 = strstr(t->key, ": X509.");
+        if (x509)
+                *x509 = '\0';
+}
+
 int kernel_signer_trust(const struct kernel_signer *s, const char *proc_keys, const char *members_dir,
                         struct kernel_signer_trust *ret) {
         struct kernel_signer_trust t = {};
         struct kernel_keys keys = {};
-        char *x509;
+        bool unreadable = false;
         int r;
 
         r = kernel_keys_load(proc_keys, &keys);
@@ -401,32 +425,21 @@ int kernel_signer_trust(const struct kernel_signer *s, const char *proc_keys, co
                 uint32_t serial;
 
                 if (kernel_keys_find_keyring(&keys, trusted_keyrings[k], &serial) < 0)
+                        continue; /* this kernel has no such keyring */
+                if (members_of(members_dir, trusted_keyrings[k], serial, &members, &n) < 0) {
+                        unreadable = true;
                         continue;
-                if (members_of(members_dir, trusted_keyrings[k], serial, &members, &n) < 0)
-                        continue; /* as in kernel_cert_trust() */
-                for (size_t m = 0; m < n && t.match != KERNEL_SIGNER_BY_KEY_ID; m++)
-                        for (size_t i = 0; i < keys.n; i++) {
-                                const struct kernel_key *key = &keys.keys[i];
-                                enum kernel_signer_match hit = KERNEL_SIGNER_UNTRUSTED;
-
-                                if (key->serial != members[m])
-                                        continue;
-                                if (s->key_id && kernel_key_has_id(key, s->key_id))
-                                        hit = KERNEL_SIGNER_BY_KEY_ID;
-                                else if (s->issuer && kernel_key_subject_is(key, s->issuer))
-                                        hit = KERNEL_SIGNER_BY_NAME;
-                                if (hit == KERNEL_SIGNER_UNTRUSTED || (t.match != KERNEL_SIGNER_UNTRUSTED && hit != KERNEL_SIGNER_BY_KEY_ID))
-                                        break;
-                                t.match = hit;
-                                t.keyring = trusted_keyrings[k];
-                                /* "SUBJECT: KEYID", without the type and the flags the kernel adds */
-                                (void) snprintf(t.key, sizeof(t.key), "%s", key->description);
-                                x509 = strstr(t.key, ": X509.");
-                                if (x509)
-                                        *x509 = '\0';
-                                break;
-                        }
+                }
+                for (size_t m = 0; m < n; m++)
+                        for (size_t i = 0; i < keys.n; i++)
+                                if (keys.keys[i].serial == members[m])
+                                        signer_note(&t, signer_hit(&keys.keys[i], s), trusted_keyrings[k], &keys.keys[i]);
         }
+        /* Unlike kernel_cert_trust() (which asks whether our key will do, and answers no), the
+         * gate fails closed: with a trusted keyring unreadable, any key the kernel holds counts. */
+        if (unreadable && t.match != KERNEL_SIGNER_BY_KEY_ID)
+                for (size_t i = 0; i < keys.n; i++)
+                        signer_note(&t, signer_hit(&keys.keys[i], s), "a trusted keyring that cannot be read", &keys.keys[i]);
         kernel_keys_done(&keys);
         *ret = t;
         return 0;

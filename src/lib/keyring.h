@@ -101,14 +101,15 @@ enum kernel_signer_match {
 
 struct kernel_signer_trust {
         enum kernel_signer_match match;
-        const char *keyring;       /* static: the trusted keyring that holds that key */
+        const char *keyring;       /* static: the trusted keyring that holds that key (or words
+                                    * saying that one could not be read) */
         char key[160];             /* the key's description up to its KEYID (may be truncated) */
 };
 
 /* Which key of the trusted keyrings (.builtin_trusted_keys, .secondary_trusted_keys,
  * .machine, .platform: every keyring whose keys the kernel trusts for some code) may have
  * made a signature: its key-id match first, else a name match. proc_keys and members_dir as
- * for kernel_trusts_cert(); a keyring that cannot be read holds nothing. -ENOENT, -EACCES...:
- * proc_keys cannot be read. */
+ * for kernel_trusts_cert(), but failing closed: when a trusted keyring cannot be read, every
+ * key of proc_keys counts as possibly in it. -ENOENT, -EACCES...: proc_keys cannot be read. */
 int kernel_signer_trust(const struct kernel_signer *s, const char *proc_keys, const char *members_dir,
                         struct kernel_signer_trust *ret);

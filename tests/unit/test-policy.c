@@ -866,6 +866,27 @@ START_TEST(test_kernel_keyrings) {
                 module_file_close(&m);
         }
 
+        /* A trusted keyring whose members cannot be read (here a directory where the member
+         * list should be): any key the kernel holds may be in it, so the loose key counts. */
+        {
+                _cleanup_free_ char *machine = tu_path(members, ".machine");
+                struct module_file m;
+
+                ck_assert_int_eq(mkdir(machine, 0755), 0);
+                open_module(dir_fd, "c-keyid.ko", &m);
+                ck_assert_int_eq(policy_kernel_signature(&m, keys, members, false, &sig, &why), 0);
+                ck_assert_int_eq(sig, POLICY_SIG_TRUSTED);
+                ck_assert_msg(strstr(why, "cannot be read") && strstr(why, "Loose key"), "%s", why);
+                free(why);
+                why = NULL;
+                module_file_close(&m);
+                open_module(dir_fd, "b-keyid.ko", &m);
+                ck_assert_int_eq(policy_kernel_signature(&m, keys, members, false, &sig, &why), 0);
+                ck_assert_int_eq(sig, POLICY_SIG_OTHER); /* a key the kernel does not hold at all */
+                module_file_close(&m);
+                ck_assert_int_eq(rmdir(machine), 0);
+        }
+
         /* Keyrings that cannot be read: trusted when that is the closed answer, else another key's. */
         {
                 _cleanup_free_ char *none = tu_path(dir, "no-such-keys");
