@@ -9,7 +9,7 @@
 #    file-owner, dir-writable, blocklist (by SHA-256 and by name glob), deny,
 #    signed-by-trusted-key (TrustedCertificates=, and a key of the kernel's trusted keyrings,
 #    from a /proc/keys fixture: by SKID, and by issuer name, failing closed; the CLI's
-#    --replace does not lift it), signed-by-another-key, cert-expired, cert-revoked,
+#    --replace does not lift it; and against the running kernel's own /proc/keys), signed-by-another-key, cert-expired, cert-revoked,
 #    cert-usage, rate-limit (one bucket for the daemon and every modsignctl sign);
 #  - Mode=allowlist: globs admit and refuse (not-allowlisted);
 #  - Mode=dkms: a module in the DKMS tree that its package's dkms.conf builds is signed; one
@@ -335,6 +335,53 @@ case_kernel_keyrings() {
 	echo 1a2b3c4d >"$KERNEL_FX/members/.machine"
 }
 run_case "signed-by-trusted-key: the kernel's trusted keyrings (a /proc/keys fixture)" case_kernel_keyrings
+
+# The running kernel's own /proc/keys: key k loaded into a throw-away session keyring (in no
+# trusted keyring), as the kernel describes it. modsignctl sign --replace reads the real
+# trusted keyrings with keyctl and re-signs; told that the key is a member of
+# .builtin_trusted_keys (MODSIGNCTL_KEYRING_DIR, the kernel's /proc/keys text still real), it
+# refuses, by SKID and by issuer name.
+case_kernel_real() {
+	command -v keyctl >/dev/null 2>&1 || skip_case "keyctl (Debian package keyutils) is not installed"
+	grep -q ' keyring ' /proc/keys 2>/dev/null || skip_case "/proc/keys lists no keyrings here"
+	grep -q ' keyring *\.builtin_trusted_keys:' /proc/keys || skip_case "this kernel shows no .builtin_trusted_keys"
+	openssl x509 -in "$(cert_of k)" -outform DER -out "$WORKDIR/k.der"
+	mkdir -p "$WORKDIR/real-members"
+	cp "$WORKDIR/src/kern.ko" "$WORKDIR/out/real-kern.ko"
+	cp "$WORKDIR/src/kernkid.ko" "$WORKDIR/out/real-kernkid.ko"
+	cp "$WORKDIR/src/kern.ko" "$WORKDIR/out/real-kern-2.ko"
+	cp "$WORKDIR/src/kernkid.ko" "$WORKDIR/out/real-kernkid-2.ko"
+	# shellcheck disable=SC2016 # the script's variables are its own arguments
+	run_cmd keyctl session - bash -c '
+		der=$1 members=$2 out=$3
+		shift 3
+		id=$(keyctl padd asymmetric "" @s <"$der") || exit 99
+		grep -q "^$(printf %08x "$id") .*asymmetri" /proc/keys || exit 98
+		env -u MODSIGNCTL_PROC_KEYS -u MODSIGNCTL_KEYRING_DIR "$@" "$out/real-kern.ko" "$out/real-kernkid.ko" || exit 97
+		printf "%08x\n" "$id" >"$members/.builtin_trusted_keys"
+		env -u MODSIGNCTL_PROC_KEYS "MODSIGNCTL_KEYRING_DIR=$members" "$@" "$out/real-kern-2.ko" && exit 96
+		env -u MODSIGNCTL_PROC_KEYS "MODSIGNCTL_KEYRING_DIR=$members" "$@" "$out/real-kernkid-2.ko" && exit 95
+		exit 0' _ "$WORKDIR/k.der" "$WORKDIR/real-members" "$WORKDIR/out" \
+		env "MODSIGND_STATE_DIRECTORY=$WORKDIR/d/state" "$MODSIGNCTL" --config "$DAEMON_CONF" sign \
+		--key "$(key_of a)" --cert "$CERT" --hash sha256 --replace
+	case $LAST_RC in
+	0) ;;
+	99) skip_case "this kernel cannot load X.509 keys (keyctl padd asymmetric failed: $(cat "$LAST_ERR"))" ;;
+	98) fail "the key added is not in /proc/keys" ;;
+	97) _report_last; fail "a key outside the trusted keyrings kept modsignctl sign --replace from re-signing" ;;
+	*) _report_last; fail "a member of .builtin_trusted_keys did not refuse (exit $LAST_RC)" ;;
+	esac
+	ok "$(cat "$LAST_ERR")"
+	cp "$LAST_ERR" "$WORKDIR/real-kernel.err"
+	grep -q "real-kern-2.ko: not signed: .*issuer 'modsignd test k'.*of .builtin_trusted_keys.*(rule signed-by-trusted-key)" \
+		"$WORKDIR/real-kernel.err" || fail "the issuer-name refusal is not as expected" "$(cat "$WORKDIR/real-kernel.err")"
+	grep -q "real-kernkid-2.ko: not signed: .*subjectKeyIdentifier $KSKID is key 'modsignd test k: $KSKID' of .builtin_trusted_keys" \
+		"$WORKDIR/real-kernel.err" || fail "the SKID refusal is not as expected" "$(cat "$WORKDIR/real-kernel.err")"
+	cmp -s "$WORKDIR/src/kern.ko" "$WORKDIR/out/real-kern-2.ko" || fail "a refused module was changed"
+	assert_verifies "$CERT" "$WORKDIR/out/real-kern.ko"
+	assert_verifies "$CERT" "$WORKDIR/out/real-kernkid.ko"
+}
+run_case "signed-by-trusted-key: the running kernel's /proc/keys and keyrings" case_kernel_real
 
 case_certificates() {
 	local fpr_b
