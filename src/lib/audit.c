@@ -39,6 +39,7 @@ static const char *const event_names[_AUDIT_EVENT_MAX] = {
         [AUDIT_EVENT_KEY_LOADED] = "key-loaded",
         [AUDIT_EVENT_KEY_ROTATED] = "key-rotated",
         [AUDIT_EVENT_RELOADED] = "reloaded",
+        [AUDIT_EVENT_APPROVED] = "approved",
 };
 
 const char *audit_event_to_string(enum audit_event e) {
@@ -183,12 +184,14 @@ static json_object *requester_json(const struct audit_requester *q) {
 
         switch (q->kind) {
         case AUDIT_REQUESTER_PEER:
+        case AUDIT_REQUESTER_COMMAND:
                 o = json_object_new_object();
                 if (!o)
                         return NULL;
                 if (add_object(o, "pid", json_object_new_int64((int64_t) q->pid)) < 0 ||
                     add_object(o, "uid", json_object_new_int64((int64_t) q->uid)) < 0 ||
-                    add_string(o, "comm", q->comm ?: "?") < 0) {
+                    add_string(o, "comm", q->comm ?: "?") < 0 ||
+                    (q->kind == AUDIT_REQUESTER_COMMAND && add_string(o, "command", q->command ?: "?") < 0)) {
                         json_object_put(o);
                         return NULL;
                 }

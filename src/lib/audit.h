@@ -12,7 +12,8 @@
  *   seq            integer, 1 for the first record of the file, then +1 per record
  *   time           RFC 3339 UTC, second resolution: "2025-01-31T23:59:59Z"
  *   event          "signed" | "resigned" | "refused" | "failed" | "key-loaded" | "key-rotated"
- *                  | "reloaded"   (resigned: the module carried a signature of ours before)
+ *                  | "reloaded" | "approved"   (resigned: the module carried a signature of ours
+ *                  before; approved: a person approved a module name, `modsignctl approve`)
  *   path           (opt) the module's path, or the name a client gave for its descriptor
  *   module         (opt) the module's name (modinfo name=, else the file name without .ko*)
  *   version        (opt) modinfo version=
@@ -22,7 +23,9 @@
  *                  the signature modsignd returned appended, as the client will write it)
  *   key            (opt) SHA-256 fingerprint of the signing certificate (DER)
  *   requester      {"pid":N,"uid":N,"comm":"..."} for a socket client (SO_PEERCRED and
- *                  /proc/PID/comm), or one of the strings "watcher", "cli", "daemon"
+ *                  /proc/PID/comm), {"pid":N,"uid":N,"comm":"...","command":"..."} for a
+ *                  person's command (the approver of "approved": getuid(), the command line's
+ *                  verb and name), or one of the strings "watcher", "cli", "daemon"
  *   dkms           (opt) {"package":"NAME","version":"VERSION"}, derived from a path under
  *                  .../var/lib/dkms/NAME/VERSION/...
  *   rule           (opt) the rule that decided (the policy gate's rule name)
@@ -81,6 +84,7 @@ enum audit_event {
         AUDIT_EVENT_KEY_LOADED,
         AUDIT_EVENT_KEY_ROTATED,
         AUDIT_EVENT_RELOADED,
+        AUDIT_EVENT_APPROVED,
         _AUDIT_EVENT_MAX,
 };
 
@@ -93,13 +97,15 @@ enum audit_requester_kind {
         AUDIT_REQUESTER_WATCHER, /* the daemon's own tree watcher */
         AUDIT_REQUESTER_CLI,     /* modsignctl sign, in its own process */
         AUDIT_REQUESTER_DAEMON,  /* the daemon itself: start, reload */
+        AUDIT_REQUESTER_COMMAND, /* a person's modsignctl command (approve): pid, uid, comm, command */
 };
 
 struct audit_requester {
         enum audit_requester_kind kind;
-        pid_t pid;              /* AUDIT_REQUESTER_PEER only */
+        pid_t pid;              /* AUDIT_REQUESTER_PEER and _COMMAND only */
         uid_t uid;
         const char *comm;       /* may be NULL */
+        const char *command;    /* AUDIT_REQUESTER_COMMAND: what was run ("approve NAME") */
 };
 
 /* One record to append. Strings may be NULL (the member is left out). seq, time and prev are

@@ -263,24 +263,33 @@ static int members_of(const char *members_dir, const char *name, uint32_t serial
         return keyring_parse_members(text, ret, ret_n);
 }
 
+/* Every keyring whose keys the kernel trusts for some code: modules (kernel_module_keyrings)
+ * and, for .platform, kexec images. */
+static const char *const trusted_keyrings[] = {
+        ".builtin_trusted_keys", ".secondary_trusted_keys", ".machine", ".platform",
+};
+
+static int kernel_keys_load(const char *proc_keys, struct kernel_keys *ret) {
+        FILE *f = fopen(proc_keys, "re");
+        int r;
+
+        if (!f)
+                return negative_errno();
+        r = kernel_keys_parse(f, ret);
+        fclose(f);
+        return r;
+}
+
 int kernel_cert_trust(X509 *cert, const char *proc_keys, const char *members_dir, struct kernel_cert_trust *ret) {
-        static const char *const keyrings[] = {
-                ".builtin_trusted_keys", ".secondary_trusted_keys", ".machine", ".platform",
-        };
         struct kernel_cert_trust t = {};
         _cleanup_free_ char *key_id = NULL;
         struct kernel_keys keys = {};
-        FILE *f;
         int r;
 
         r = cert_kernel_key_id(cert, &key_id);
         if (r < 0)
                 return r;
-        f = fopen(proc_keys, "re");
-        if (!f)
-                return negative_errno();
-        r = kernel_keys_parse(f, &keys);
-        fclose(f);
+        r = kernel_keys_load(proc_keys, &keys);
         if (r < 0)
                 return r;
 
@@ -288,24 +297,24 @@ int kernel_cert_trust(X509 *cert, const char *proc_keys, const char *members_dir
                 if (kernel_key_has_id(&keys.keys[i], key_id))
                         t.in_kernel = true;
 
-        for (size_t k = 0; t.in_kernel && k < ELEMENTSOF(keyrings); k++) {
+        for (size_t k = 0; t.in_kernel && k < ELEMENTSOF(trusted_keyrings); k++) {
                 _cleanup_free_ uint32_t *members = NULL;
                 size_t n = 0;
                 uint32_t serial;
                 bool found = false;
 
-                if (kernel_keys_find_keyring(&keys, keyrings[k], &serial) < 0)
+                if (kernel_keys_find_keyring(&keys, trusted_keyrings[k], &serial) < 0)
                         continue;
-                if (members_of(members_dir, keyrings[k], serial, &members, &n) < 0)
+                if (members_of(members_dir, trusted_keyrings[k], serial, &members, &n) < 0)
                         continue; /* a keyring that cannot be read counts as not holding the key */
                 for (size_t m = 0; m < n && !found; m++)
                         for (size_t i = 0; i < keys.n && !found; i++)
                                 found = keys.keys[i].serial == members[m] && kernel_key_has_id(&keys.keys[i], key_id);
                 if (!found)
                         continue;
-                t.keyrings[t.n_keyrings++] = keyrings[k];
+                t.keyrings[t.n_keyrings++] = trusted_keyrings[k];
                 for (size_t j = 0; j < kernel_module_keyrings_n; j++)
-                        if (streq(keyrings[k], kernel_module_keyrings[j]))
+                        if (streq(trusted_keyrings[k], kernel_module_keyrings[j]))
                                 t.trusted = true;
         }
         kernel_keys_done(&keys);
@@ -320,5 +329,118 @@ int kernel_trusts_cert(X509 *cert, const char *proc_keys, const char *members_di
         if (r < 0)
                 return r;
         *ret = t.trusted;
+        return 0;
+}
+
+int kernel_name_of(const X509_NAME *name, char **ret) {
+        const ASN1_STRING *cn = NULL, *o = NULL, *email = NULL, *one;
+        size_t cn_n, o_n;
+        char *s;
+
+        for (int i = 0; i < X509_NAME_entry_count(name); i++) {
+                const X509_NAME_ENTRY *e = X509_NAME_get_entry(name, i);
+                int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
+
+                if (nid == NID_commonName)
+                        cn = X509_NAME_ENTRY_get_data(e);
+                else if (nid == NID_organizationName)
+                        o = X509_NAME_ENTRY_get_data(e);
+                else if (nid == NID_pkcs9_emailAddress)
+                        email = X509_NAME_ENTRY_get_data(e);
+        }
+        /* The kernel takes the values' bytes as they are, whatever their string type. */
+        cn_n = cn ? (size_t) ASN1_STRING_length(cn) : 0;
+        o_n = o ? (size_t) ASN1_STRING_length(o) : 0;
+        if (cn_n && o_n) {
+                const char *c = (const char *) ASN1_STRING_get0_data(cn), *org = (const char *) ASN1_STRING_get0_data(o);
+
+                if ((cn_n >= o_n && memcmp(c, org, o_n) == 0) || (cn_n >= 7 && o_n >= 7 && memcmp(c, org, 7) == 0))
+                        one = cn;
+                else {
+                        if (asprintf(&s, "%.*s: %.*s", (int) o_n, org, (int) cn_n, c) < 0)
+                                return -ENOMEM;
+                        *ret = s;
+                        return 0;
+                }
+        } else
+                one = cn_n ? cn : o_n ? o : email;
+        s = one ? strndup((const char *) ASN1_STRING_get0_data(one), (size_t) ASN1_STRING_length(one)) : strdup("");
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+/* Whether an asymmetric key's description is "NAME: KEYID..." for exactly this NAME. */
+static bool kernel_key_subject_is(const struct kernel_key *key, const char *name) {
+        const char *d = key->description;
+        size_t len = strlen(name), n;
+
+        if (!streq(key->type, "asymmetri") && !streq(key->type, "asymmetric"))
+                return false;
+        if (strncmp(d, name, len) != 0 || d[len] != ':' || d[len + 1] != ' ')
+                return false;
+        d += len + 2;
+        n = strspn(d, "0123456789abcdef");
+        return n > 0 && n % 2 == 0 && (d[n] == ':' || d[n] == '\0');
+}
+
+static enum kernel_signer_match signer_hit(const struct kernel_key *key, const struct kernel_signer *s) {
+        if (s->key_id && kernel_key_has_id(key, s->key_id))
+                return KERNEL_SIGNER_BY_KEY_ID;
+        if (s->issuer && kernel_key_subject_is(key, s->issuer))
+                return KERNEL_SIGNER_BY_NAME;
+        return KERNEL_SIGNER_UNTRUSTED;
+}
+
+/* Keeps the first name match, and a key-id match over it. */
+static void signer_note(struct kernel_signer_trust *t, enum kernel_signer_match hit, const char *keyring,
+                        const struct kernel_key *key) {
+        char *x509;
+
+        if (hit == KERNEL_SIGNER_UNTRUSTED || (t->match != KERNEL_SIGNER_UNTRUSTED && hit != KERNEL_SIGNER_BY_KEY_ID))
+                return;
+        t->match = hit;
+        t->keyring = keyring;
+        /* "SUBJECT: KEYID", without the type and the flags the kernel adds */
+        (void) snprintf(t->key, sizeof(t->key), "%s", key->description);
+        x509 = strstr(t->key, ": X509.");
+        if (x509)
+                *x509 = '\0';
+}
+
+int kernel_signer_trust(const struct kernel_signer *s, const char *proc_keys, const char *members_dir,
+                        struct kernel_signer_trust *ret) {
+        struct kernel_signer_trust t = {};
+        struct kernel_keys keys = {};
+        bool unreadable = false;
+        int r;
+
+        r = kernel_keys_load(proc_keys, &keys);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < ELEMENTSOF(trusted_keyrings) && t.match != KERNEL_SIGNER_BY_KEY_ID; k++) {
+                _cleanup_free_ uint32_t *members = NULL;
+                size_t n = 0;
+                uint32_t serial;
+
+                if (kernel_keys_find_keyring(&keys, trusted_keyrings[k], &serial) < 0)
+                        continue; /* this kernel has no such keyring */
+                if (members_of(members_dir, trusted_keyrings[k], serial, &members, &n) < 0) {
+                        unreadable = true;
+                        continue;
+                }
+                for (size_t m = 0; m < n; m++)
+                        for (size_t i = 0; i < keys.n; i++)
+                                if (keys.keys[i].serial == members[m])
+                                        signer_note(&t, signer_hit(&keys.keys[i], s), trusted_keyrings[k], &keys.keys[i]);
+        }
+        /* Unlike kernel_cert_trust() (which asks whether our key will do, and answers no), the
+         * gate fails closed: with a trusted keyring unreadable, any key the kernel holds counts. */
+        if (unreadable && t.match != KERNEL_SIGNER_BY_KEY_ID)
+                for (size_t i = 0; i < keys.n; i++)
+                        signer_note(&t, signer_hit(&keys.keys[i], s), "a trusted keyring that cannot be read", &keys.keys[i]);
+        kernel_keys_done(&keys);
+        *ret = t;
         return 0;
 }

@@ -71,3 +71,45 @@ struct kernel_cert_trust {
         size_t n_keyrings;
 };
 int kernel_cert_trust(X509 *cert, const char *proc_keys, const char *members_dir, struct kernel_cert_trust *ret);
+
+/* Tests (and a diagnosis on another machine's keys) move what stands for the kernel: a
+ * /proc/keys text, and a directory of keyring members as kernel_trusts_cert() takes it. The
+ * CLI (enroll, report, rotate, the signing gate) and the daemon's signing gate read both. */
+#define KERNEL_PROC_KEYS_ENV "MODSIGNCTL_PROC_KEYS"
+#define KERNEL_KEYRING_DIR_ENV "MODSIGNCTL_KEYRING_DIR"
+#define KERNEL_PROC_KEYS_DEFAULT "/proc/keys"
+
+/* An X.509 name in the kernel's form (x509_fabricate_name() in
+ * crypto/asymmetric_keys/x509_cert_parser.c), the SUBJECT of a key's description: "O: CN",
+ * or the CN alone when it begins with the O (or with the O's first 7 bytes), else the CN, the
+ * O or the email address alone, or "" (the last of each attribute counts, as there). */
+int kernel_name_of(const X509_NAME *name, char **ret);
+
+/* A module signature's signer, as the kernel looks it up among its keys: by the
+ * subjectKeyIdentifier (key-id mode), or by issuer and serial number. */
+struct kernel_signer {
+        const char *key_id;        /* lowercase hex SKID (key-id mode), or NULL */
+        const char *issuer;        /* the issuer, kernel_name_of() form (issuer+serial), or NULL */
+};
+
+enum kernel_signer_match {
+        KERNEL_SIGNER_UNTRUSTED,   /* no key of the trusted keyrings can be the signer */
+        KERNEL_SIGNER_BY_KEY_ID,   /* a trusted key carries the signature's SKID: it is the signer */
+        KERNEL_SIGNER_BY_NAME,     /* a trusted key's SUBJECT is the signature's issuer: /proc/keys
+                                    * shows no issuer and serial, so it may be the signer */
+};
+
+struct kernel_signer_trust {
+        enum kernel_signer_match match;
+        const char *keyring;       /* static: the trusted keyring that holds that key (or words
+                                    * saying that one could not be read) */
+        char key[160];             /* the key's description up to its KEYID (may be truncated) */
+};
+
+/* Which key of the trusted keyrings (.builtin_trusted_keys, .secondary_trusted_keys,
+ * .machine, .platform: every keyring whose keys the kernel trusts for some code) may have
+ * made a signature: its key-id match first, else a name match. proc_keys and members_dir as
+ * for kernel_trusts_cert(), but failing closed: when a trusted keyring cannot be read, every
+ * key of proc_keys counts as possibly in it. -ENOENT, -EACCES...: proc_keys cannot be read. */
+int kernel_signer_trust(const struct kernel_signer *s, const char *proc_keys, const char *members_dir,
+                        struct kernel_signer_trust *ret);

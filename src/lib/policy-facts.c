@@ -16,10 +16,12 @@
 #include "digest.h"
 #include "io-util.h"
 #include "key.h"
+#include "keyring.h"
 #include "macro.h"
 #include "modsign.h"
 #include "openssl-util.h"
 #include "policy-facts.h"
+#include "verify.h"
 
 #define DKMS_CONF_MAX ((size_t) 1 << 20)
 
@@ -352,6 +354,66 @@ int policy_signature_state(const struct module_file *m, X509 *ours, STACK_OF(X50
         return 0;
 }
 
+void policy_env_kernel_keys(const char **ret_proc_keys, const char **ret_keyring_dir) {
+        const char *p = getenv(KERNEL_PROC_KEYS_ENV), *d = getenv(KERNEL_KEYRING_DIR_ENV);
+
+        *ret_proc_keys = p && *p ? p : KERNEL_PROC_KEYS_DEFAULT;
+        *ret_keyring_dir = d && *d ? d : NULL;
+}
+
+int policy_kernel_signature(const struct module_file *m, const char *proc_keys, const char *keyring_dir,
+                            bool fail_closed, enum policy_signature *ret, char **ret_why) {
+        _cleanup_free_ uint8_t *der = NULL;
+        struct sig_details d = {};
+        struct kernel_signer_trust t;
+        size_t len = 0;
+        char *why = NULL;
+        int r;
+
+        *ret = POLICY_SIG_OTHER;
+        *ret_why = NULL;
+        r = module_file_read_signature(m, &der, &len);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 || sig_describe(der, len, &d) < 0)
+                return 0; /* no signature the kernel could check, so none of its keys made it */
+
+        r = kernel_signer_trust(&(struct kernel_signer) { .key_id = d.key_id, .issuer = d.key_id ? NULL : d.issuer_kernel },
+                                proc_keys, keyring_dir, &t);
+        if (r == -ENOMEM)
+                goto out;
+        if (r < 0) {
+                if (fail_closed) {
+                        if (asprintf(&why, "the kernel's keyrings cannot be read (%s: %s), so a signature by another key "
+                                     "counts as the kernel's, failing closed", proc_keys, strerror(-r)) < 0) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        *ret = POLICY_SIG_TRUSTED;
+                }
+                r = 0;
+                goto out;
+        }
+        r = 0;
+        if (t.match == KERNEL_SIGNER_BY_KEY_ID)
+                r = asprintf(&why, "its signer's subjectKeyIdentifier %s is key '%s' of %s", d.key_id, t.key, t.keyring);
+        else if (t.match == KERNEL_SIGNER_BY_NAME)
+                r = asprintf(&why, "its signer, issuer '%s' serial %s, has the name of key '%s' of %s; /proc/keys shows "
+                             "no serial numbers, so the name alone counts, failing closed", d.issuer_kernel,
+                             d.serial ?: "?", t.key, t.keyring);
+        if (r < 0) {
+                r = -ENOMEM;
+                goto out;
+        }
+        if (why)
+                *ret = POLICY_SIG_TRUSTED;
+        r = 0;
+out:
+        sig_details_done(&d);
+        *ret_why = why;
+        return r;
+}
+
 bool policy_kernel_installed(const char *path, const char *sysroot, const char *release) {
         _cleanup_free_ char *dir = NULL;
         const char *p = path ? strstr(path, "/lib/modules/") : NULL;
@@ -399,7 +461,7 @@ int policy_gather(const struct policy_env *env, const struct policy_request *req
                 .dkms_origin = req->dkms_origin,
                 .now = time(NULL),
         };
-        if (clock_gettime(CLOCK_MONOTONIC, &ts) >= 0)
+        if (clock_gettime(CLOCK_REALTIME, &ts) >= 0) /* the rate limit's, shared between processes */
                 f->now_usec = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
         if (env->cert)
                 f->cert = *env->cert;
@@ -433,6 +495,15 @@ int policy_gather(const struct policy_env *env, const struct policy_request *req
                 r = policy_signature_state(m, env->our_cert, env->trusted, &f->signature);
                 if (r < 0)
                         goto fail;
+                /* Unreadable keyrings fail closed only where the answer matters: a module signed
+                 * by another key is refused anyway unless the CLI's --replace asks otherwise. */
+                if (f->signature == POLICY_SIG_OTHER && env->proc_keys) {
+                        r = policy_kernel_signature(m, env->proc_keys, env->keyring_dir, req->replace_foreign,
+                                                    &f->signature, &g.signature_trust);
+                        if (r < 0)
+                                goto fail;
+                        f->signature_trust = g.signature_trust;
+                }
         }
         if (req->dir_fd >= 0 && fstat(req->dir_fd, &st) >= 0) {
                 f->have_dir = true;
@@ -462,6 +533,7 @@ fail:
 void policy_gathered_done(struct policy_gathered *g) {
         free(g->module_name);
         free(g->release);
+        free(g->signature_trust);
         policy_dkms_info_done(&g->dkms);
         *g = (struct policy_gathered) {};
 }

@@ -67,7 +67,25 @@ struct policy_env {
         X509 *our_cert;                  /* the signing certificate */
         STACK_OF(X509) *trusted;         /* TrustedCertificates= */
         const struct policy_cert *cert;  /* policy_cert_facts(our_cert), or NULL */
+        /* The running kernel's trusted keyrings (keyring.h): a module signed by one of their
+         * keys counts as POLICY_SIG_TRUSTED too. NULL: not consulted (tests of other rules). */
+        const char *proc_keys;           /* /proc/keys, or KERNEL_PROC_KEYS_ENV's file */
+        const char *keyring_dir;         /* NULL: keyctl; else KERNEL_KEYRING_DIR_ENV's directory */
 };
+
+/* env's proc_keys and keyring_dir as the CLI and the daemon fill them: the environment's
+ * stand-ins (keyring.h), else /proc/keys and the kernel's keyrings. */
+void policy_env_kernel_keys(const char **ret_proc_keys, const char **ret_keyring_dir);
+
+/* Whether the outermost signature of m (which is not ours) was made by a key of the running
+ * kernel's trusted keyrings (kernel_signer_trust()): *ret POLICY_SIG_TRUSTED and *ret_why a
+ * new string saying which key and how it matched, or POLICY_SIG_OTHER and NULL. A signature
+ * by SKID (key-id mode) matches a key's KEYID; one by issuer and serial number can only be
+ * matched by the issuer's name against a key's subject (/proc/keys shows no serials): such a
+ * match counts as trusted, failing closed. When the keys cannot be read, fail_closed says
+ * which answer to give (TRUSTED, with the error in *ret_why). */
+int policy_kernel_signature(const struct module_file *m, const char *proc_keys, const char *keyring_dir,
+                            bool fail_closed, enum policy_signature *ret, char **ret_why);
 
 /* The facts, and the strings they point to. */
 struct policy_gathered {
@@ -75,6 +93,7 @@ struct policy_gathered {
         char *module_name, *release;
         char sha256[65];
         struct policy_dkms_info dkms;
+        char *signature_trust;           /* facts.signature_trust */
 };
 
 int policy_gather(const struct policy_env *env, const struct policy_request *req, struct policy_gathered *ret);

@@ -176,10 +176,12 @@ static bool rate_take(const struct policy *p, struct policy_rate *r, uint64_t no
                 r->started = true;
                 r->tokens = p->rate_tokens;
                 r->last_usec = now;
-        } else if (now > r->last_usec) {
-                r->tokens += (double) (now - r->last_usec) * per_usec;
+        } else {
+                if (now > r->last_usec)
+                        r->tokens += (double) (now - r->last_usec) * per_usec;
+                /* (a clock set back refills nothing, and counts on from now) */
                 if (r->tokens > p->rate_tokens)
-                        r->tokens = p->rate_tokens;
+                        r->tokens = p->rate_tokens; /* also when RateLimit= was lowered */
                 r->last_usec = now;
         }
         if (r->tokens < 1.0)
@@ -245,6 +247,9 @@ void policy_decide(const struct policy *p, const struct policy_facts *f, struct 
 
         switch (f->signature) {
         case POLICY_SIG_TRUSTED:
+                if (f->signature_trust)
+                        REFUSE("signed-by-trusted-key", "already signed by a key the kernel trusts (%s); never re-signed",
+                               f->signature_trust);
                 REFUSE("signed-by-trusted-key",
                               "already signed by a key the kernel trusts (TrustedCertificates=); never re-signed");
         case POLICY_SIG_OTHER:

@@ -24,7 +24,8 @@
  *   cert-revoked          the certificate's SHA-256 fingerprint or serial is revoked
  *   cert-usage            the certificate has an extendedKeyUsage without codeSigning, or a
  *                         keyUsage without digitalSignature
- *   signed-by-trusted-key already signed by a key in TrustedCertificates= (distro modules)
+ *   signed-by-trusted-key already signed by a key in TrustedCertificates= or in the running
+ *                         kernel's trusted keyrings (distro modules; policy-facts.h)
  *   signed-by-another-key already signed by a key that is neither ours nor trusted (the CLI's
  *                         --replace lifts this one)
  *   not-dkms / dkms-unregistered / not-allowlisted / not-approved   the Mode= rule
@@ -56,7 +57,8 @@ enum policy_signature {
         POLICY_SIG_NONE,          /* unsigned */
         POLICY_SIG_OURS_VALID,    /* the outermost signature is ours and holds */
         POLICY_SIG_OURS_STALE,    /* ours, but the module changed since (sign again) */
-        POLICY_SIG_TRUSTED,       /* verifies against a TrustedCertificates= certificate */
+        POLICY_SIG_TRUSTED,       /* verifies against a TrustedCertificates= certificate, or its
+                                   * signer is a key of the kernel's trusted keyrings */
         POLICY_SIG_OTHER,         /* another key's (or unreadable) */
 };
 
@@ -97,6 +99,8 @@ struct policy_facts {
         mode_t dir_mode;
         const char *sha256;       /* of the file as found, lowercase hex; NULL unknown */
         enum policy_signature signature;
+        const char *signature_trust; /* POLICY_SIG_TRUSTED by the kernel's keyrings: which key,
+                                      * how it matched; NULL: by TrustedCertificates= */
         bool replace_foreign;     /* the CLI's --replace */
         /* DKMS provenance (policy-facts.h finds it) */
         bool dkms_origin;         /* the shim said it signs during a DKMS build (ORIGIN=dkms) */
@@ -107,7 +111,8 @@ struct policy_facts {
         bool approved;            /* the name is in approvals.json */
         struct policy_cert cert;
         time_t now;               /* wall clock, for the certificate's dates */
-        uint64_t now_usec;        /* monotonic, for the rate limit */
+        uint64_t now_usec;        /* CLOCK_REALTIME, for the rate limit (policy-rate.h: the bucket
+                                   * is shared between processes, so a wall clock) */
 };
 
 /* The [Policy] configuration in force, with its files read. */
@@ -137,8 +142,9 @@ struct policy_decision {
         bool pending;             /* refused by approve mode: record the name as waiting */
 };
 
-/* Decides. 'rate' may be NULL (no shared bucket: the CLI). A token is taken only when every
- * other rule allows. */
+/* Decides. 'rate' may be NULL (no bucket: no rate limit). A token is taken only when every
+ * other rule allows. The daemon and the CLI pass the bucket shared through the state
+ * directory (policy-rate.h, policy_decide_shared()). */
 void policy_decide(const struct policy *p, const struct policy_facts *f, struct policy_rate *rate,
                    struct policy_decision *ret);
 

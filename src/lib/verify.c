@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "keyring.h"
 #include "macro.h"
 #include "openssl-util.h"
 #include "verify.h"
@@ -132,6 +133,8 @@ int sig_describe(const uint8_t *der, size_t len, struct sig_details *ret) {
         if (issuer) {
                 d.issuer = name_to_string(issuer);
                 d.signer = name_common_name(issuer);
+                if (kernel_name_of(issuer, &d.issuer_kernel) < 0)
+                        d.issuer_kernel = NULL;
         }
         if (serial)
                 d.serial = hex_string(ASN1_STRING_get0_data(serial), (size_t) ASN1_STRING_length(serial), ":");
@@ -147,6 +150,7 @@ int sig_describe(const uint8_t *der, size_t len, struct sig_details *ret) {
 void sig_details_done(struct sig_details *d) {
         free(d->signer);
         free(d->issuer);
+        free(d->issuer_kernel);
         free(d->serial);
         free(d->key_id);
         free(d->hash);

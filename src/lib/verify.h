@@ -14,6 +14,7 @@ struct sig_details {
         unsigned n_signers;
         char *signer;   /* issuer's common name, what modinfo shows as "signer"; NULL in key-id mode */
         char *issuer;   /* the issuer's whole name, RFC 2253 */
+        char *issuer_kernel; /* the issuer as the kernel names keys (keyring.h kernel_name_of()) */
         char *serial;   /* hex, colon-separated like modinfo's sig_key; NULL in key-id mode */
         char *key_id;   /* hex subjectKeyIdentifier in key-id mode, else NULL */
         char *hash;     /* "sha256", ... as the kernel names it */

@@ -12,6 +12,7 @@
 #include "key.h"
 #include "log.h"
 #include "macro.h"
+#include "policy-rate.h"
 
 int cli_state_directory(const struct config *c, char **ret) {
         const char *e = getenv(AUDIT_STATE_DIR_ENV);
@@ -46,6 +47,7 @@ int cli_gate_open(struct cli_gate *g, const struct config *c, X509 *our_cert, bo
                 g->have_cert = true;
                 memcpy(g->fingerprint, g->cert.fingerprint, sizeof(g->fingerprint));
         }
+        g->rate_shared = geteuid() == 0 && stat(g->state_dir, &st) >= 0 && S_ISDIR(st.st_mode);
         /* As modsignctl sign does: records when run as root and the daemon's state exists. */
         if (with_audit && geteuid() == 0 && stat(g->state_dir, &st) >= 0) {
                 r = audit_log_open(g->state_dir, &g->audit);
@@ -102,10 +104,18 @@ int cli_gate_check(struct cli_gate *g, const struct policy_request *req, const c
         };
         int r;
 
+        policy_env_kernel_keys(&env.proc_keys, &env.keyring_dir);
         r = policy_gather(&env, req, &f);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot gather the policy's facts: %m", display);
-        policy_decide(&g->policy, &f.facts, NULL, d);
+        if (g->rate_shared) {
+                r = policy_decide_shared(&g->policy, &f.facts, g->state_dir, d);
+                if (r < 0)
+                        log_warning_errno(r, "%s/%s: cannot charge the shared rate limit: %m", g->state_dir,
+                                          POLICY_RATE_FILE);
+                r = 0;
+        } else
+                policy_decide(&g->policy, &f.facts, NULL, d);
         if (!d->allow) {
                 log_error("%s: not signed: refused by policy: %s (rule %s)", display, d->reason, d->rule);
                 cli_gate_record(g, AUDIT_EVENT_REFUSED, req->path ?: display, &f, d->rule, d->reason);

@@ -4,8 +4,9 @@
 /* The signing gate (src/lib/policy.h) for modsignctl's own signing: `sign`, and the DKMS shim
  * (`dkms-sign-file`, `dkms-check --sign`) when it signs with the configured key because no
  * daemon runs. The same decision as the daemon's; a refusal is logged with its rule and, run
- * as root with the state directory present, recorded in the audit log (requester "cli"). A
- * CLI process has no shared token bucket: RateLimit= binds the daemon only. */
+ * as root with the state directory present, recorded in the audit log (requester "cli"). Run
+ * so, it also charges RateLimit='s bucket shared with the daemon (policy-rate.h); elsewhere
+ * (another user, no state directory: an image being built) no rate limit applies. */
 
 #include <openssl/x509.h>
 #include <stdbool.h>
@@ -23,6 +24,7 @@ struct cli_gate {
         X509 *our_cert;            /* borrowed */
         char *dkms_tree, *state_dir;
         struct audit_log *audit;   /* NULL: no records (not root, or no state directory) */
+        bool rate_shared;          /* root and the state directory exists: charge its bucket */
         char fingerprint[65];
 };
 

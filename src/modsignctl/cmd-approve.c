@@ -5,7 +5,9 @@
  * in STATE/pending.json; `approve NAME` moves the name to STATE/approvals.json, which the
  * daemon reads at every decision (no reload). When the waiting module's path is known and the
  * daemon runs, approve asks it to SCAN that directory at once, so the module is signed now;
- * otherwise it is signed on its next arrival, the next SIGN request, or `modsignctl scan`. */
+ * otherwise it is signed on its next arrival, the next SIGN request, or `modsignctl scan`.
+ * Every approval is a decision, recorded in the audit log (event "approved", the approver's
+ * uid and command): the log is opened first, and without it nothing is approved. */
 #include <config.h>
 
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "approvals.h"
+#include "audit.h"
 #include "cli-policy.h"
 #include "conf.h"
 #include "log.h"
@@ -47,6 +50,34 @@ static const char *member(json_object *o, const char *key) {
         return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
 }
 
+/* The "approved" record of name (the pending entry says where it waited, if it did). */
+static int record_approval(struct audit_log *log, const char *name, json_object *pending, bool already) {
+        _cleanup_free_ char *command = NULL, *reason = NULL;
+        uid_t uid = getuid();
+
+        if (asprintf(&command, "approve %s", name) < 0 ||
+            asprintf(&reason, "module name %s %s by uid %u (Mode=approve)", name, already ? "was approved again" : "approved",
+                     (unsigned) uid) < 0)
+                return -ENOMEM;
+        struct audit_record rec = {
+                .event = AUDIT_EVENT_APPROVED,
+                .path = pending ? member(pending, "path") : NULL,
+                .module = name,
+                .kernel = pending ? member(pending, "kernel") : NULL,
+                .sha256_before = pending ? member(pending, "sha256") : NULL,
+                .requester = {
+                        .kind = AUDIT_REQUESTER_COMMAND,
+                        .pid = getpid(),
+                        .uid = uid,
+                        .comm = "modsignctl",
+                        .command = command,
+                },
+                .rule = "approved",
+                .reason = reason,
+        };
+        return audit_log_append(log, &rec, NULL, NULL);
+}
+
 static int approve_help(void) {
         printf("Usage: modsignctl approve NAME...\n"
                "\n"
@@ -64,6 +95,7 @@ int cmd_approve(int argc, char *argv[]) {
                 {}
         };
         _cleanup_free_ char *state = NULL;
+        struct audit_log *log = NULL;
         json_object *out = NULL;
         int c, r, code = EXIT_OK;
 
@@ -85,6 +117,12 @@ int cmd_approve(int argc, char *argv[]) {
                 }
         if (load_state_dir(&state) < 0)
                 return EXIT_ERROR;
+        r = audit_log_open(state, &log);
+        if (r < 0) {
+                log_error_errno(r, "approve: %s/%s: cannot open the audit log, so nothing is approved: %m", state,
+                                AUDIT_LOG_FILE);
+                return EXIT_ERROR;
+        }
 
         out = json_object_new_array();
         for (int i = optind; i < argc; i++) {
@@ -102,6 +140,15 @@ int cmd_approve(int argc, char *argv[]) {
                 }
                 json_object_object_add(e, "name", json_object_new_string(name));
                 json_object_object_add(e, "already", json_object_new_boolean(r == 1));
+                {
+                        int k = record_approval(log, name, pending, r == 1);
+                        if (k < 0) {
+                                log_error_errno(k, "approve %s: approved, but not recorded in the audit log %s: %m", name,
+                                                audit_log_path(log));
+                                code = EXIT_ERROR;
+                        }
+                        json_object_object_add(e, "recorded", json_object_new_boolean(k >= 0));
+                }
                 path = pending ? member(pending, "path") : NULL;
                 if (path && path[0] == '/' && strrchr(path, '/') != path) {
                         _cleanup_free_ char *dir = strndup(path, (size_t) (strrchr(path, '/') - path));
@@ -126,6 +173,7 @@ int cmd_approve(int argc, char *argv[]) {
         if (arg_global.json)
                 printf("%s\n", json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(out);
+        audit_log_free(log);
         return code;
 }
 

@@ -240,6 +240,8 @@ static void print_record(json_object *o) {
                         (void) json_object_object_get_ex(q, "uid", &uid);
                         printf(" by pid %lld uid %lld (%s)", (long long) json_object_get_int64(pid),
                                (long long) json_object_get_int64(uid), member(q, "comm") ?: "?");
+                        if (member(q, "command"))
+                                printf(" '%s'", member(q, "command"));
                 } else
                         printf(" by %s", json_object_get_string(q));
         }
@@ -292,7 +294,7 @@ static void show_help(void) {
                "                     YYYY-MM-DDTHH:MM:SSZ or @EPOCH)\n"
                "  -U --until TIME    records at or before TIME\n"
                "  -e --event EVENT   signed, resigned, refused, failed, key-loaded,\n"
-               "                     key-rotated or reloaded\n"
+               "                     key-rotated, reloaded or approved\n"
                "  -j --json          the records as they are in the log, one JSON object a line\n"
                "  -f --file PATH     the log (default: STATE_DIRECTORY/audit.jsonl)\n"
                "  -h --help          show this help\n");

@@ -7,9 +7,11 @@
 
 #include "approvals.h"
 #include "daemon-policy.h"
+#include "policy-rate.h"
 #include "macro.h"
 
 int daemon_policy_load(const struct config *c, struct daemon_rate *rate, struct daemon_policy **ret, char **ret_error) {
+        const char *proc_keys, *keyring_dir;
         struct daemon_policy *p;
         int r;
 
@@ -28,7 +30,11 @@ int daemon_policy_load(const struct config *c, struct daemon_rate *rate, struct 
                 goto fail;
         p->dkms_tree = strdup(c->dkms_tree);
         p->state_dir = strdup(c->state_directory);
-        if (!p->dkms_tree || !p->state_dir) {
+        /* Read once per load: workers must not getenv(). */
+        policy_env_kernel_keys(&proc_keys, &keyring_dir);
+        p->proc_keys = strdup(proc_keys);
+        p->keyring_dir = keyring_dir ? strdup(keyring_dir) : NULL;
+        if (!p->dkms_tree || !p->state_dir || !p->proc_keys || (keyring_dir && !p->keyring_dir)) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -51,6 +57,8 @@ void daemon_policy_unref(struct daemon_policy *p) {
         sk_X509_pop_free(p->trusted, X509_free);
         free(p->dkms_tree);
         free(p->state_dir);
+        free(p->proc_keys);
+        free(p->keyring_dir);
         free(p);
 }
 
@@ -64,6 +72,8 @@ int daemon_policy_decide(struct daemon_policy *p, const struct signing_key *key,
                 .state_dir = p->state_dir,
                 .our_cert = our_cert,
                 .trusted = p->trusted,
+                .proc_keys = p->proc_keys,
+                .keyring_dir = p->keyring_dir,
         };
         int r;
 
@@ -72,9 +82,11 @@ int daemon_policy_decide(struct daemon_policy *p, const struct signing_key *key,
         r = policy_gather(&env, req, g);
         if (r < 0)
                 return r;
+        /* The bucket is the state directory's file, shared with modsignctl (policy-rate.h); the
+         * lock only lines up the daemon's own workers. A file that cannot be used refuses. */
         if (p->rate) {
                 pthread_mutex_lock(&p->rate->lock);
-                policy_decide(&p->policy, &g->facts, &p->rate->bucket, d);
+                (void) policy_decide_shared(&p->policy, &g->facts, p->state_dir, d);
                 pthread_mutex_unlock(&p->rate->lock);
         } else
                 policy_decide(&p->policy, &g->facts, NULL, d);

@@ -3,8 +3,9 @@
 
 /* The daemon's side of the signing gate (src/lib/policy.h): the [Policy] configuration loaded
  * (with TrustedCertificates=, Blocklist=, RevokedCertificates= read), reference-counted like
- * the key, because a reload swaps it while workers may still be deciding with the old one;
- * and one token bucket (RateLimit=) for the whole daemon, kept across reloads. Approvals
+ * the key, because a reload swaps it while workers may still be deciding with the old one.
+ * RateLimit='s token bucket is STATE_DIRECTORY/ratelimit, shared with every modsignctl that
+ * signs (policy-rate.h): the daemon keeps no bucket of its own in memory. Approvals
  * (Mode=approve) are read from StateDirectory=/approvals.json at each decision: an approval
  * needs no reload. Decisions run on worker threads; nothing here logs. */
 
@@ -17,8 +18,7 @@
 #include "signing-key.h"
 
 struct daemon_rate {
-        pthread_mutex_t lock;
-        struct policy_rate bucket;
+        pthread_mutex_t lock;       /* one worker at a time charges the shared bucket */
 };
 
 struct daemon_policy {
@@ -27,6 +27,7 @@ struct daemon_policy {
         STACK_OF(X509) *trusted;
         char *dkms_tree;
         char *state_dir;
+        char *proc_keys, *keyring_dir;  /* the kernel's keyrings (policy_env_kernel_keys()) */
         struct daemon_rate *rate;   /* the daemon's; it outlives every policy */
 };
 

@@ -43,7 +43,7 @@ struct daemon {
         sd_event_source *audit_timer;
         uint64_t audit_head_logged_seq;
         struct daemon_policy *policy;     /* the signing gate; swapped by a reload */
-        struct daemon_rate rate;          /* RateLimit=: one bucket, kept across reloads */
+        struct daemon_rate rate;          /* RateLimit=: orders charges to the shared bucket */
 };
 
 enum tree_outcome {

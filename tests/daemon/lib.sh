@@ -277,6 +277,8 @@ daemon_config() {
 #             listens on DIR/activated.socket and starts the daemon on the first connection
 #             (which we make: a `modsignctl status`), with NOTIFY_SOCKET and WATCHDOG_USEC.
 #   direct:   no socket activation: the daemon makes Socket= (DIR/own.socket) itself.
+# DAEMON_ENV="VAR=VALUE ..." adds to the daemon's environment (stand-ins for the kernel, such
+# as MODSIGNCTL_PROC_KEYS; values without blanks).
 # Waits (bounded) for READY=1. Sets DAEMON_PID, DAEMON_SOCKET, DAEMON_LOG, NOTIFY_LOG.
 # Holds $DAEMON_LOCK shared until then, unless DAEMON_START_LOCKED=1 (the caller holds it,
 # on $DAEMON_LOCK_FD).
@@ -308,16 +310,21 @@ daemon_start() {
 
 	# A wrapper records the exit status; the daemon's pid is the one `sh` writes before it
 	# execs (systemd-socket-activate execs the daemon in place, without --accept).
-	local -a cmd
+	local -a cmd extra_env=() extra_args=()
+	local e
+	for e in ${DAEMON_ENV:-}; do
+		extra_env+=("$e")
+		extra_args+=(-E "$e")
+	done
 	if [ "$mode" = activate ]; then
 		DAEMON_SOCKET=$dir/activated.socket
 		rm -f "$DAEMON_SOCKET"
 		cmd=(systemd-socket-activate --seqpacket -l "$DAEMON_SOCKET"
-			-E "NOTIFY_SOCKET=$NOTIFY_SOCK" -E "WATCHDOG_USEC=$wd"
+			-E "NOTIFY_SOCKET=$NOTIFY_SOCK" -E "WATCHDOG_USEC=$wd" "${extra_args[@]}"
 			"$MODSIGND" --config "$DAEMON_CONF")
 	else
 		DAEMON_SOCKET=$dir/own.socket
-		cmd=(env "NOTIFY_SOCKET=$NOTIFY_SOCK" "WATCHDOG_USEC=$wd" "$MODSIGND" --config "$DAEMON_CONF")
+		cmd=(env "NOTIFY_SOCKET=$NOTIFY_SOCK" "WATCHDOG_USEC=$wd" "${extra_env[@]}" "$MODSIGND" --config "$DAEMON_CONF")
 	fi
 	# shellcheck disable=SC2016 # $$, $0 and $@ are the inner sh's
 	(

@@ -7,15 +7,18 @@
 # cases (one daemon throughout, activated as systemd does).
 #  - always refused: not-a-module, vermagic, kernel-not-installed, compressed (SIGN), hash,
 #    file-owner, dir-writable, blocklist (by SHA-256 and by name glob), deny,
-#    signed-by-trusted-key, signed-by-another-key, cert-expired, cert-revoked, cert-usage,
-#    rate-limit;
+#    signed-by-trusted-key (TrustedCertificates=, and a key of the kernel's trusted keyrings,
+#    from a /proc/keys fixture: by SKID, and by issuer name, failing closed; the CLI's
+#    --replace does not lift it; and against the running kernel's own /proc/keys), signed-by-another-key, cert-expired, cert-revoked,
+#    cert-usage, rate-limit (one bucket for the daemon and every modsignctl sign);
 #  - Mode=allowlist: globs admit and refuse (not-allowlisted);
 #  - Mode=dkms: a module in the DKMS tree that its package's dkms.conf builds is signed; one
 #    it does not build is refused (dkms-unregistered); a scratch module is refused (not-dkms);
 #    the DKMS shim (ORIGIN=dkms) is believed for its build directory, not elsewhere;
 #  - Mode=approve end to end: a new module waits (not-approved), `modsignctl pending` lists
 #    it, `modsignctl approve NAME` approves it and has the daemon scan its directory, and it
-#    is signed then (the next arrival would do too).
+#    is signed then (the next arrival would do too); the approval is an "approved" record of
+#    the audit chain, with the approver.
 # shellcheck disable=SC2317 # the case functions are called through run_case
 set -eu
 srcdir=${srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -27,6 +30,7 @@ daemon_require
 require_cmd jq sha256sum xz
 make_key_root rsa2048 a
 make_key_root rsa2048 b
+make_key_root rsa2048 k # a key the kernel trusts (in the /proc/keys fixture below)
 CERT=$(cert_of a)
 FPR=$(openssl x509 -in "$CERT" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')
 daemon_helper sign-client
@@ -35,11 +39,14 @@ ARCH=$(uname -m)
 
 mkdir -p "$WORKDIR/src" "$WORKDIR/out" "$WORKDIR/etc"
 for n in plain hashmod owned foreign trusted blocked_sha blockedname denied vbox_x alpha beta scratch newmod \
-	rated1 rated2 rated3 wr expired revoked usage; do
+	rated1 rated2 rated3 wr expired revoked usage kern kernkid shared1 shared2 shared3 shared4 shared5 \
+	shared6 shared7 shared8 shared9; do
 	make_small_module "$WORKDIR/src/$n.ko" "$n"
 done
 expect_exit 0 "$MODSIGNCTL" sign --key "$(key_of b)" --cert "$(cert_of b)" --hash sha256 "$WORKDIR/src/foreign.ko"
 expect_exit 0 "$MODSIGNCTL" sign --key "$(key_of b)" --cert "$(cert_of b)" --hash sha256 "$WORKDIR/src/trusted.ko"
+expect_exit 0 "$MODSIGNCTL" sign --key "$(key_of k)" --cert "$(cert_of k)" --hash sha256 "$WORKDIR/src/kern.ko"
+expect_exit 0 "$MODSIGNCTL" sign --key "$(key_of k)" --cert "$(cert_of k)" --hash sha256 --keyid "$WORKDIR/src/kernkid.ko"
 printf 'not a module\n' >"$WORKDIR/src/text.ko"
 # a relocatable object with a .modinfo but no vermagic
 printf 'static const char __attribute__((section(".modinfo"), used)) m[] = "name=novm\\0license=GPL\\0";\n' \
@@ -95,6 +102,30 @@ PACKAGE_VERSION="1.0"
 BUILT_MODULE_NAME[0]="alpha"
 DEST_MODULE_LOCATION[0]="/updates/dkms"
 EOF
+
+# The kernel, as /proc/keys and its keyrings' members show it (tests/integration/test-enroll.sh
+# has the format): key k (described "CN: SKID", as the kernel describes an X.509 key) in
+# .machine, a distribution key in .builtin_trusted_keys. Key b is in none.
+KSKID=$(openssl x509 -in "$(cert_of k)" -noout -ext subjectKeyIdentifier | tail -n 1 | tr -d ' :' | tr 'A-F' 'a-f')
+KCN=$(openssl x509 -in "$(cert_of k)" -noout -subject -nameopt sep_multiline,utf8 | sed -n 's/^ *CN=//p')
+if [ -z "$KSKID" ] || [ "$KCN" != "modsignd test k" ]; then
+	fail "cannot read key k's SKID and CN ($KSKID, $KCN)"
+fi
+KERNEL_FX=$WORKDIR/kernel
+mkdir -p "$KERNEL_FX/members"
+cat >"$KERNEL_FX/keys" <<KEYS
+3ac2be1c I------     1 perm 1f0b0000     0     0 keyring   .builtin_trusted_keys: 1
+2e0e4a3b I------     1 perm 1f0f0000     0     0 keyring   .secondary_trusted_keys: 2
+0c8f7a2d I------     1 perm 1f0f0000     0     0 keyring   .machine: 1
+11aa22bb I------     1 perm 1f0b0000     0     0 keyring   .platform: empty
+1a2b3c4d I------     1 perm 1f030000     0     0 asymmetri $KCN: $KSKID: X509.rsa ${KSKID:32:8} []
+1a2b3c4f I------     1 perm 1f030000     0     0 asymmetri Debian Secure Boot CA: 6ccece7e4c6c0d1f6149f3dd27dfcc5cbb419ea1: X509.rsa bb419ea1 []
+KEYS
+echo 1a2b3c4f >"$KERNEL_FX/members/.builtin_trusted_keys"
+echo "3ac2be1c 0c8f7a2d" >"$KERNEL_FX/members/.secondary_trusted_keys"
+echo 1a2b3c4d >"$KERNEL_FX/members/.machine"
+export MODSIGNCTL_PROC_KEYS=$KERNEL_FX/keys MODSIGNCTL_KEYRING_DIR=$KERNEL_FX/members
+DAEMON_ENV="MODSIGNCTL_PROC_KEYS=$MODSIGNCTL_PROC_KEYS MODSIGNCTL_KEYRING_DIR=$MODSIGNCTL_KEYRING_DIR"
 
 make_tree "$WORKDIR/root"
 daemon_config "$WORKDIR/d" a "$TREE_ROOT" "$DKMS_TREE"
@@ -256,6 +287,102 @@ case_signatures() {
 }
 run_case "signatures: signed-by-trusted-key, signed-by-another-key" case_signatures
 
+# cli_sign FILE [ARGS...]: modsignctl sign with our key, recording in the daemon's state.
+cli_sign() {
+	local file=$1
+	shift
+	run_cmd env "MODSIGND_STATE_DIRECTORY=$WORKDIR/d/state" "$MODSIGNCTL" --config "$DAEMON_CONF" sign \
+		--key "$(key_of a)" --cert "$CERT" --hash sha256 "$@" "$file"
+}
+
+# expect_reason PATH TEXT: the last audit record of PATH gives a reason containing TEXT.
+expect_reason() {
+	audit_last "$1" | jq -r .reason | grep -qF -- "$2" ||
+		fail "the audit record of $1 does not say '$2'" "$(audit_last "$1")"
+}
+
+case_kernel_keyrings() {
+	set_policy Mode=allowlist 'Allow=*'
+	step "signed by a key of the kernel's .machine keyring (issuer and serial: by name, failing closed)"
+	sign_refused "$WORKDIR/src/kern.ko" kern.ko signed-by-trusted-key
+	grep -qF ".machine" "$LAST_OUT" || fail "the refusal does not name the keyring" "$(cat "$LAST_OUT")"
+	expect_reason kern.ko "failing closed"
+	expect_reason kern.ko "modsignd test k"
+	step "... by subjectKeyIdentifier (key-id mode), SIGN and watcher"
+	sign_refused "$WORKDIR/src/kernkid.ko" kernkid.ko signed-by-trusted-key
+	expect_reason kernkid.ko "subjectKeyIdentifier $KSKID"
+	cp "$WORKDIR/src/kernkid.ko" "$UPD/kernkid.ko"
+	tree_refused "$UPD/kernkid.ko" signed-by-trusted-key
+	step "modsignctl sign --replace does not replace it either"
+	cp "$WORKDIR/src/kern.ko" "$WORKDIR/out/cli-kern.ko"
+	cli_sign "$WORKDIR/out/cli-kern.ko" --replace
+	if [ "$LAST_RC" -ne 1 ] || ! grep -q "refused by policy: .*(rule signed-by-trusted-key)" "$LAST_ERR"; then
+		_report_last
+		fail "modsignctl sign --replace did not refuse with rule signed-by-trusted-key"
+	fi
+	ok "$(cat "$LAST_ERR")"
+	expect_record "$WORKDIR/out/cli-kern.ko" refused signed-by-trusted-key cli
+	cmp -s "$WORKDIR/src/kern.ko" "$WORKDIR/out/cli-kern.ko" || fail "the refused module was changed"
+	step "a signer whose name and SKID the keyrings do not hold: another key's, and --replace re-signs it"
+	sign_refused "$WORKDIR/src/foreign.ko" foreign-k.ko signed-by-another-key
+	cp "$WORKDIR/src/foreign.ko" "$WORKDIR/out/cli-foreign.ko"
+	cli_sign "$WORKDIR/out/cli-foreign.ko" --replace
+	[ "$LAST_RC" -eq 0 ] || { _report_last; fail "modsignctl sign --replace refused a module of an untrusted key"; }
+	assert_verifies "$CERT" "$WORKDIR/out/cli-foreign.ko"
+	step "key k loaded in the kernel but in no trusted keyring: not trusted"
+	: >"$KERNEL_FX/members/.machine"
+	sign_refused "$WORKDIR/src/kernkid.ko" kernkid-loose.ko signed-by-another-key
+	echo 1a2b3c4d >"$KERNEL_FX/members/.machine"
+}
+run_case "signed-by-trusted-key: the kernel's trusted keyrings (a /proc/keys fixture)" case_kernel_keyrings
+
+# The running kernel's own /proc/keys: key k loaded into a throw-away session keyring (in no
+# trusted keyring), as the kernel describes it. modsignctl sign --replace reads the real
+# trusted keyrings with keyctl and re-signs; told that the key is a member of
+# .builtin_trusted_keys (MODSIGNCTL_KEYRING_DIR, the kernel's /proc/keys text still real), it
+# refuses, by SKID and by issuer name.
+case_kernel_real() {
+	command -v keyctl >/dev/null 2>&1 || skip_case "keyctl (Debian package keyutils) is not installed"
+	grep -q ' keyring ' /proc/keys 2>/dev/null || skip_case "/proc/keys lists no keyrings here"
+	grep -q ' keyring *\.builtin_trusted_keys:' /proc/keys || skip_case "this kernel shows no .builtin_trusted_keys"
+	openssl x509 -in "$(cert_of k)" -outform DER -out "$WORKDIR/k.der"
+	mkdir -p "$WORKDIR/real-members"
+	cp "$WORKDIR/src/kern.ko" "$WORKDIR/out/real-kern.ko"
+	cp "$WORKDIR/src/kernkid.ko" "$WORKDIR/out/real-kernkid.ko"
+	cp "$WORKDIR/src/kern.ko" "$WORKDIR/out/real-kern-2.ko"
+	cp "$WORKDIR/src/kernkid.ko" "$WORKDIR/out/real-kernkid-2.ko"
+	# shellcheck disable=SC2016 # the script's variables are its own arguments
+	run_cmd keyctl session - bash -c '
+		der=$1 members=$2 out=$3
+		shift 3
+		id=$(keyctl padd asymmetric "" @s <"$der") || exit 99
+		grep -q "^$(printf %08x "$id") .*asymmetri" /proc/keys || exit 98
+		env -u MODSIGNCTL_PROC_KEYS -u MODSIGNCTL_KEYRING_DIR "$@" "$out/real-kern.ko" "$out/real-kernkid.ko" || exit 97
+		printf "%08x\n" "$id" >"$members/.builtin_trusted_keys"
+		env -u MODSIGNCTL_PROC_KEYS "MODSIGNCTL_KEYRING_DIR=$members" "$@" "$out/real-kern-2.ko" && exit 96
+		env -u MODSIGNCTL_PROC_KEYS "MODSIGNCTL_KEYRING_DIR=$members" "$@" "$out/real-kernkid-2.ko" && exit 95
+		exit 0' _ "$WORKDIR/k.der" "$WORKDIR/real-members" "$WORKDIR/out" \
+		env "MODSIGND_STATE_DIRECTORY=$WORKDIR/d/state" "$MODSIGNCTL" --config "$DAEMON_CONF" sign \
+		--key "$(key_of a)" --cert "$CERT" --hash sha256 --replace
+	case $LAST_RC in
+	0) ;;
+	99) skip_case "this kernel cannot load X.509 keys (keyctl padd asymmetric failed: $(cat "$LAST_ERR"))" ;;
+	98) fail "the key added is not in /proc/keys" ;;
+	97) _report_last; fail "a key outside the trusted keyrings kept modsignctl sign --replace from re-signing" ;;
+	*) _report_last; fail "a member of .builtin_trusted_keys did not refuse (exit $LAST_RC)" ;;
+	esac
+	ok "$(cat "$LAST_ERR")"
+	cp "$LAST_ERR" "$WORKDIR/real-kernel.err"
+	grep -q "real-kern-2.ko: not signed: .*issuer 'modsignd test k'.*of .builtin_trusted_keys.*(rule signed-by-trusted-key)" \
+		"$WORKDIR/real-kernel.err" || fail "the issuer-name refusal is not as expected" "$(cat "$WORKDIR/real-kernel.err")"
+	grep -q "real-kernkid-2.ko: not signed: .*subjectKeyIdentifier $KSKID is key 'modsignd test k: $KSKID' of .builtin_trusted_keys" \
+		"$WORKDIR/real-kernel.err" || fail "the SKID refusal is not as expected" "$(cat "$WORKDIR/real-kernel.err")"
+	cmp -s "$WORKDIR/src/kern.ko" "$WORKDIR/out/real-kern-2.ko" || fail "a refused module was changed"
+	assert_verifies "$CERT" "$WORKDIR/out/real-kern.ko"
+	assert_verifies "$CERT" "$WORKDIR/out/real-kernkid.ko"
+}
+run_case "signed-by-trusted-key: the running kernel's /proc/keys and keyrings" case_kernel_real
+
 case_certificates() {
 	local fpr_b
 	step "an expired certificate signs nothing"
@@ -290,6 +417,45 @@ case_rate_limit() {
 	sign_refused "$WORKDIR/src/plain.ko" plain-9b.ko kernel-not-installed sha256 9.99.0-nope
 }
 run_case "rate-limit" case_rate_limit
+
+case_rate_shared() {
+	local state=$WORKDIR/d/state i
+	set_policy Mode=allowlist 'Allow=*' RateLimit=3/minute
+	rm -f "$state/ratelimit"
+	step "RateLimit=3/minute: four modsignctl sign runs (four processes), the fourth refused"
+	for i in 1 2 3; do
+		cp "$WORKDIR/src/shared$i.ko" "$WORKDIR/out/shared$i.ko"
+		cli_sign "$WORKDIR/out/shared$i.ko"
+		[ "$LAST_RC" -eq 0 ] || { _report_last; fail "modsignctl sign $i of 3 was refused"; }
+	done
+	cp "$WORKDIR/src/shared4.ko" "$WORKDIR/out/shared4.ko"
+	cli_sign "$WORKDIR/out/shared4.ko"
+	if [ "$LAST_RC" -ne 1 ] || ! grep -q "refused by policy: .*(rule rate-limit)" "$LAST_ERR"; then
+		_report_last
+		fail "the fourth modsignctl sign was not refused by the rate limit"
+	fi
+	ok "$(cat "$LAST_ERR")"
+	expect_record "$WORKDIR/out/shared4.ko" refused rate-limit cli
+	[ "$(stat -c '%a %U' "$state/ratelimit")" = "600 root" ] || fail "the bucket's file is $(stat -c '%a %U' "$state/ratelimit")"
+	ok "bucket: $(cat "$state/ratelimit")"
+	step "the daemon charges the same bucket: its SIGN is refused too"
+	sign_refused "$WORKDIR/src/shared5.ko" shared5.ko rate-limit
+	step "and the other way: three signatures by the daemon leave none for modsignctl sign"
+	rm -f "$state/ratelimit"
+	sign_ok "$WORKDIR/src/shared5.ko" shared5-ok.ko
+	sign_ok "$WORKDIR/src/shared6.ko" shared6.ko
+	cp "$WORKDIR/src/shared7.ko" "$UPD/shared7.ko"
+	wait_signed "$UPD/shared7.ko"
+	cp "$WORKDIR/src/shared8.ko" "$WORKDIR/out/shared8.ko"
+	cli_sign "$WORKDIR/out/shared8.ko"
+	if [ "$LAST_RC" -ne 1 ] || ! grep -q "(rule rate-limit)" "$LAST_ERR"; then
+		_report_last
+		fail "modsignctl sign was not refused after the daemon's three signatures"
+	fi
+	expect_record "$WORKDIR/out/shared8.ko" refused rate-limit cli
+	rm -f "$state/ratelimit"
+}
+run_case "rate-limit: one bucket for the daemon and modsignctl sign" case_rate_shared
 
 case_allowlist() {
 	set_policy Mode=allowlist 'Allow=scr?tch' 'Allow=al*'
@@ -348,7 +514,7 @@ case_dkms() {
 run_case "Mode=dkms: DKMS tree, dkms.conf, the shim's ORIGIN=dkms" case_dkms
 
 case_approve() {
-	local path=$UPD/newmod.ko
+	local path=$UPD/newmod.ko rec
 	set_policy Mode=approve
 	step "Mode=approve: a new module waits"
 	cp "$WORKDIR/src/newmod.ko" "$path"
@@ -371,6 +537,18 @@ case_approve() {
 	[ -z "$(jq -r '.[] | select(.name == "newmod") | .name' "$LAST_OUT")" ] || fail "newmod still pending" "$(cat "$LAST_OUT")"
 	run_cmd "$MODSIGNCTL" --config "$DAEMON_CONF" --json pending --approved
 	[ "$(jq -r '.[0].name' "$LAST_OUT")" = newmod ] || fail "newmod is not listed approved" "$(cat "$LAST_OUT")"
+	step "the approval is in the audit chain: who, what, and where the module waited"
+	rec=$("$MODSIGNCTL" audit show --file "$LOG" --event approved --json | tail -n 1)
+	[ -n "$rec" ] || fail "no \"approved\" record"
+	jq -e --arg p "$path" '.module == "newmod" and .path == $p and .rule == "approved" and .requester.uid == 0
+		and .requester.comm == "modsignctl" and .requester.command == "approve newmod"
+		and (.requester.pid | type) == "number" and (.sha256_before | length) == 64' <<<"$rec" >/dev/null ||
+		fail "the approved record is not what approve did" "$rec"
+	ok "audit: $rec"
+	run_cmd "$MODSIGNCTL" audit show --file "$LOG" --event approved
+	grep -q "approved *newmod .*by pid [0-9]* uid 0 (modsignctl) 'approve newmod' rule approved" "$LAST_OUT" ||
+		fail "audit show does not list the approval" "$(cat "$LAST_OUT")"
+	expect_exit 0 "$MODSIGNCTL" audit verify --file "$LOG"
 	step "an approved name is signed on arrival too, with no reload"
 	cp "$WORKDIR/src/newmod.ko" "$UPD/newmod-again.ko"
 	wait_signed "$UPD/newmod-again.ko"

@@ -353,6 +353,47 @@ START_TEST(test_reopen_continues) {
 }
 END_TEST
 
+/* An approval (modsignctl approve): event "approved", the approver as requester with the
+ * command; the chain verifies with it. */
+START_TEST(test_approved_record) {
+        char *dir = NULL, *path;
+        struct audit_log *log = NULL;
+        struct audit_head h, h2;
+        struct audit_record rec = {
+                .event = AUDIT_EVENT_APPROVED,
+                .module = "newmod",
+                .requester = { .kind = AUDIT_REQUESTER_COMMAND, .pid = 4242, .uid = 0, .comm = "modsignctl",
+                               .command = "approve newmod" },
+                .rule = "approved",
+        };
+        struct lines l;
+
+        ck_assert_str_eq(audit_event_to_string(AUDIT_EVENT_APPROVED), "approved");
+        ck_assert_int_eq(audit_event_from_string("approved"), AUDIT_EVENT_APPROVED);
+        make_log(2, &dir, &h);
+        ck_assert_int_eq(audit_log_open(dir, &log), 0);
+        ck_assert_int_eq(audit_log_append(log, &rec, &h2, NULL), 0);
+        audit_log_free(log);
+        path = log_path_of(dir);
+        read_lines(path, &l);
+        ck_assert_int_eq(l.n, 3);
+        {
+                json_object *o = parse(l.item[2]), *q = json_object_object_get(o, "requester");
+                ck_assert_str_eq(member(o, "event"), "approved");
+                ck_assert_str_eq(member(o, "module"), "newmod");
+                ck_assert_int_eq(json_object_get_int(json_object_object_get(q, "pid")), 4242);
+                ck_assert_int_eq(json_object_get_int(json_object_object_get(q, "uid")), 0);
+                ck_assert_str_eq(member(q, "comm"), "modsignctl");
+                ck_assert_str_eq(member(q, "command"), "approve newmod");
+                json_object_put(o);
+        }
+        expect_intact(path, &h2, 3);
+        free_lines(&l);
+        free(path);
+        free(dir);
+}
+END_TEST
+
 START_TEST(test_open_refuses) {
         char *base = tu_tmpdir(), *dir, *link, *file, *path;
         struct audit_log *log = NULL;
@@ -736,6 +777,7 @@ static Suite *audit_suite(void) {
         tcase_add_test(tc, test_dkms_from_path);
         tcase_add_test(tc, test_head_string);
         tcase_add_test(tc, test_reopen_continues);
+        tcase_add_test(tc, test_approved_record);
         tcase_add_test(tc, test_open_refuses);
         tcase_add_test(tc, test_open_refuses_corrupt_tail);
         suite_add_tcase(s, tc);

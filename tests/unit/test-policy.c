@@ -5,16 +5,21 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
+#include "keyring.h"
 #include "macro.h"
+#include "module-file.h"
 #include "policy-facts.h"
+#include "policy-rate.h"
 #include "policy.h"
 #include "unit-util.h"
 
@@ -737,6 +742,321 @@ START_TEST(test_cert_facts) {
 }
 END_TEST
 
+/* --- the running kernel's trusted keyrings (policy_kernel_signature()) ------------------------ */
+
+/* A module signed by key/cert (key-id mode or issuer+serial), written to dir/name. */
+static void signed_module(const char *dir, const char *name, EVP_PKEY *key, X509 *cert, bool keyid) {
+        _cleanup_free_ char *path = tu_path(dir, name);
+        size_t len, sig_len;
+        uint8_t *img = tu_module_default(&len), *sig;
+
+        sig = tu_sign_file_oracle(key, cert, "sha256", keyid, img, len, &sig_len);
+        tu_append_sig(&img, &len, sig, sig_len);
+        tu_write_file(path, img, len, 0644);
+        free(sig);
+        free(img);
+}
+
+/* /proc/keys with the four trusted keyrings, the distribution's key (1a2b3c4d, a member of
+ * .builtin_trusted_keys), and a key loaded in the kernel but in none of them (1a2b3c4e). */
+static char *kernel_fixture(const char *dir, X509 *distro, const char *distro_skid, const char *loose_skid) {
+        _cleanup_free_ char *text = NULL, *members = tu_path(dir, "members"), *f = NULL, *subject = NULL;
+        char *keys = tu_path(dir, "keys");
+
+        /* the key's SUBJECT as the kernel writes it ("O: CN" for tu_cert()'s certificates) */
+        ck_assert_int_eq(kernel_name_of(X509_get_subject_name(distro), &subject), 0);
+        ck_assert_ptr_nonnull(subject);
+        ck_assert_int_ge(asprintf(&text,
+                                  "3ac2be1c I------     1 perm 1f0b0000     0     0 keyring   .builtin_trusted_keys: 1\n"
+                                  "2e0e4a3b I------     1 perm 1f0f0000     0     0 keyring   .secondary_trusted_keys: 1\n"
+                                  "0c8f7a2d I------     1 perm 1f0f0000     0     0 keyring   .machine: empty\n"
+                                  "11aa22bb I------     1 perm 1f0b0000     0     0 keyring   .platform: empty\n"
+                                  "1a2b3c4d I------     1 perm 1f030000     0     0 asymmetri %s: %s: X509.rsa 00000000 []\n"
+                                  "1a2b3c4e I------     1 perm 1f030000     0     0 asymmetri Loose key: %s: X509.rsa 00000000 []\n",
+                                  subject, distro_skid, loose_skid), 0);
+        tu_write_file(keys, text, strlen(text), 0644);
+        ck_assert_int_eq(mkdir(members, 0755), 0);
+        f = tu_path(members, ".builtin_trusted_keys");
+        tu_write_file(f, "1a2b3c4d\n", 9, 0644);
+        free(f);
+        f = tu_path(members, ".secondary_trusted_keys");
+        tu_write_file(f, "3ac2be1c\n", 9, 0644);
+        return keys;
+}
+
+static void open_module(int dir_fd, const char *name, struct module_file *m) {
+        const char *why = NULL;
+        int r = module_file_open(dir_fd, name, m, &why);
+
+        ck_assert_msg(r == 0, "module_file_open(%s): %s (%s)", name, strerror(-r), why ?: "");
+}
+
+START_TEST(test_kernel_keyrings) {
+        _cleanup_free_ char *dir = tu_tmpdir(), *keys = NULL, *members = NULL, *skid_a = NULL, *skid_b = NULL,
+                            *skid_c = NULL, *why = NULL;
+        EVP_PKEY *ka = tu_rsa_key(2048), *kb = tu_rsa_key(2048), *kc = tu_rsa_key(2048);
+        X509 *a = tu_cert(ka, "Distro Secure Boot Signer", 0x51, true), *b = tu_cert(kb, "Somebody else", 0x52, true),
+             *c = tu_cert(kc, "Loose key", 0x53, true);
+        static const struct {
+                const char *name;
+                enum policy_signature want;
+                const char *why_has;
+        } cases[] = {
+                { "a-keyid.ko", POLICY_SIG_TRUSTED, "subjectKeyIdentifier" },
+                { "a-issuer.ko", POLICY_SIG_TRUSTED, "failing closed" },
+                { "b-keyid.ko", POLICY_SIG_OTHER, NULL },
+                { "b-issuer.ko", POLICY_SIG_OTHER, NULL },
+                { "c-keyid.ko", POLICY_SIG_OTHER, NULL },   /* in the kernel, in no trusted keyring */
+                { "c-issuer.ko", POLICY_SIG_OTHER, NULL },
+        };
+        enum policy_signature sig;
+        int dir_fd;
+
+        ck_assert_int_eq(cert_kernel_key_id(a, &skid_a), 0);
+        ck_assert_int_eq(cert_kernel_key_id(b, &skid_b), 0);
+        ck_assert_int_eq(cert_kernel_key_id(c, &skid_c), 0);
+        keys = kernel_fixture(dir, a, skid_a, skid_c);
+        members = tu_path(dir, "members");
+        signed_module(dir, "a-keyid.ko", ka, a, true);
+        signed_module(dir, "a-issuer.ko", ka, a, false);
+        signed_module(dir, "b-keyid.ko", kb, b, true);
+        signed_module(dir, "b-issuer.ko", kb, b, false);
+        signed_module(dir, "c-keyid.ko", kc, c, true);
+        signed_module(dir, "c-issuer.ko", kc, c, false);
+        dir_fd = tu_open_dir(dir);
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct module_file m;
+
+                open_module(dir_fd, cases[i].name, &m);
+                ck_assert_int_eq(policy_kernel_signature(&m, keys, members, false, &sig, &why), 0);
+                ck_assert_msg(sig == cases[i].want, "%s: signature state %d, expected %d (%s)", cases[i].name, sig,
+                              cases[i].want, why ?: "-");
+                if (cases[i].why_has) {
+                        ck_assert_ptr_nonnull(why);
+                        ck_assert_msg(strstr(why, cases[i].why_has) && strstr(why, ".builtin_trusted_keys") &&
+                                      strstr(why, "Distro Secure Boot Signer"), "%s: %s", cases[i].name, why);
+                } else
+                        ck_assert_ptr_null(why);
+                free(why);
+                why = NULL;
+
+                /* The gate: signed-by-trusted-key, even for the CLI's --replace; the others are
+                 * another key's (and --replace lifts that one). */
+                struct policy p = { .mode = POLICY_MODE_ALLOWLIST, .allow = allow_star, .n_allow = 1 };
+                struct policy_env env = { .policy = &p, .proc_keys = keys, .keyring_dir = members };
+                struct policy_request req = { .requester = POLICY_REQUESTER_CLI, .m = &m, .dir_fd = -1,
+                                              .file_name = cases[i].name, .release = "6.1.0-1-amd64",
+                                              .replace_foreign = true };
+                struct policy_gathered g;
+                struct policy_decision d;
+
+                ck_assert_int_eq(policy_gather(&env, &req, &g), 0);
+                policy_decide(&p, &g.facts, NULL, &d);
+                if (cases[i].want == POLICY_SIG_TRUSTED) {
+                        ck_assert(!d.allow);
+                        ck_assert_str_eq(d.rule, "signed-by-trusted-key");
+                        ck_assert_msg(strstr(d.reason, ".builtin_trusted_keys"), "%s", d.reason);
+                } else
+                        ck_assert_msg(d.allow, "%s refused: %s (%s)", cases[i].name, d.rule, d.reason);
+                g.facts.replace_foreign = false;
+                policy_decide(&p, &g.facts, NULL, &d);
+                ck_assert_str_eq(d.rule, cases[i].want == POLICY_SIG_TRUSTED ? "signed-by-trusted-key" : "signed-by-another-key");
+                policy_gathered_done(&g);
+                module_file_close(&m);
+        }
+
+        /* A trusted keyring whose members cannot be read (here a directory where the member
+         * list should be): any key the kernel holds may be in it, so the loose key counts. */
+        {
+                _cleanup_free_ char *machine = tu_path(members, ".machine");
+                struct module_file m;
+
+                ck_assert_int_eq(mkdir(machine, 0755), 0);
+                open_module(dir_fd, "c-keyid.ko", &m);
+                ck_assert_int_eq(policy_kernel_signature(&m, keys, members, false, &sig, &why), 0);
+                ck_assert_int_eq(sig, POLICY_SIG_TRUSTED);
+                ck_assert_msg(strstr(why, "cannot be read") && strstr(why, "Loose key"), "%s", why);
+                free(why);
+                why = NULL;
+                module_file_close(&m);
+                open_module(dir_fd, "b-keyid.ko", &m);
+                ck_assert_int_eq(policy_kernel_signature(&m, keys, members, false, &sig, &why), 0);
+                ck_assert_int_eq(sig, POLICY_SIG_OTHER); /* a key the kernel does not hold at all */
+                module_file_close(&m);
+                ck_assert_int_eq(rmdir(machine), 0);
+        }
+
+        /* Keyrings that cannot be read: trusted when that is the closed answer, else another key's. */
+        {
+                _cleanup_free_ char *none = tu_path(dir, "no-such-keys");
+                struct module_file m;
+
+                open_module(dir_fd, "b-keyid.ko", &m);
+                ck_assert_int_eq(policy_kernel_signature(&m, none, members, true, &sig, &why), 0);
+                ck_assert_int_eq(sig, POLICY_SIG_TRUSTED);
+                ck_assert_ptr_nonnull(strstr(why, "cannot be read"));
+                free(why);
+                why = NULL;
+                ck_assert_int_eq(policy_kernel_signature(&m, none, members, false, &sig, &why), 0);
+                ck_assert_int_eq(sig, POLICY_SIG_OTHER);
+                module_file_close(&m);
+        }
+        (void) close(dir_fd);
+        X509_free(a);
+        X509_free(b);
+        X509_free(c);
+        EVP_PKEY_free(ka);
+        EVP_PKEY_free(kb);
+        EVP_PKEY_free(kc);
+}
+END_TEST
+
+/* The kernel's names: "O: CN" unless the CN begins with the O (or its first 7 bytes). */
+START_TEST(test_kernel_name_of) {
+        static const struct {
+                const char *o, *cn, *email, *want;
+        } cases[] = {
+                { NULL, "Just a CN", NULL, "Just a CN" },
+                { "Example Org", "module key", NULL, "Example Org: module key" },
+                { "Debian", "Debian Secure Boot Signer 2022 - linux", NULL, "Debian Secure Boot Signer 2022 - linux" },
+                { "Canonical Ltd.", "Canonical Ltd. Kernel Module Signing", NULL, "Canonical Ltd. Kernel Module Signing" },
+                { "Example Org Two", "Example Xyz", NULL, "Example Xyz" }, /* the first 7 bytes agree */
+                { "Only O", NULL, NULL, "Only O" },
+                { NULL, NULL, "root@example.org", "root@example.org" },
+                { NULL, NULL, NULL, "" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                X509_NAME *n = X509_NAME_new();
+                _cleanup_free_ char *got = NULL;
+
+                ck_assert_ptr_nonnull(n);
+                if (cases[i].o)
+                        ck_assert(X509_NAME_add_entry_by_NID(n, NID_organizationName, MBSTRING_UTF8,
+                                                             (const unsigned char *) cases[i].o, -1, -1, 0));
+                if (cases[i].cn)
+                        ck_assert(X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_UTF8,
+                                                             (const unsigned char *) cases[i].cn, -1, -1, 0));
+                if (cases[i].email)
+                        ck_assert(X509_NAME_add_entry_by_NID(n, NID_pkcs9_emailAddress, MBSTRING_ASC,
+                                                             (const unsigned char *) cases[i].email, -1, -1, 0));
+                ck_assert_int_eq(kernel_name_of(n, &got), 0);
+                ck_assert_str_eq(got, cases[i].want);
+                X509_NAME_free(n);
+        }
+}
+END_TEST
+
+/* --- the shared rate limit (policy-rate.h) -------------------------------------------------- */
+
+static uint64_t realtime_usec(void) {
+        struct timespec ts;
+
+        ck_assert_int_eq(clock_gettime(CLOCK_REALTIME, &ts), 0);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+struct rate_child {
+        const struct policy *p;
+        const char *state;
+};
+
+/* In another process: the rule that decides one more request (0 allowed, 1 rate-limit, 2 other). */
+static int rate_child_decide(void *userdata) {
+        struct rate_child *c = userdata;
+        struct policy_facts f = good();
+        struct policy_decision d;
+
+        f.now_usec = realtime_usec();
+        (void) policy_decide_shared(c->p, &f, c->state, &d);
+        return d.allow ? 0 : streq(d.rule, "rate-limit") ? 1 : 2;
+}
+
+START_TEST(test_rate_shared) {
+        _cleanup_free_ char *state = tu_tmpdir(), *file = tu_path(state, POLICY_RATE_FILE), *text = NULL;
+        struct policy p = { .mode = POLICY_MODE_ALLOWLIST, .allow = allow_star, .n_allow = 1, .rate_tokens = 3,
+                            .rate_interval_usec = 60000000 };
+        struct rate_child child = { .p = &p, .state = state };
+        struct policy_decision d;
+        struct policy_facts f = good();
+        struct policy_rate r;
+        struct stat st;
+        char buf[128];
+        size_t len;
+
+        /* three in three processes, the fourth refused here: one bucket */
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(tu_run_child(rate_child_decide, &child, 10000), 0);
+        f.now_usec = realtime_usec();
+        ck_assert_int_eq(policy_decide_shared(&p, &f, state, &d), 0);
+        ck_assert_msg(!d.allow && streq(d.rule, "rate-limit"), "%s: %s", d.rule, d.reason);
+        ck_assert_int_eq(stat(file, &st), 0);
+        ck_assert_int_eq(st.st_mode & 07777, 0600);
+        text = (char *) tu_read_file(file, &len);
+        ck_assert_int_eq(policy_rate_parse(text, len, &r), 0);
+        ck_assert(r.started && r.tokens < 1.0);
+        /* another rule's refusal stays that rule's and takes no token */
+        f.kernel_installed = false;
+        ck_assert_int_eq(policy_decide_shared(&p, &f, state, &d), 0);
+        ck_assert_str_eq(d.rule, "kernel-not-installed");
+        f.kernel_installed = true;
+        /* 20 s later (a token back) another process may sign once */
+        ck_assert_int_eq(policy_rate_format(&(struct policy_rate) { .started = true, .tokens = 0.0,
+                                                                    .last_usec = realtime_usec() - 20000000 },
+                                            buf, sizeof(buf)), (int) strlen(buf));
+        tu_write_file(file, buf, strlen(buf), 0600);
+        ck_assert_int_eq(tu_run_child(rate_child_decide, &child, 10000), 0);
+        ck_assert_int_eq(tu_run_child(rate_child_decide, &child, 10000), 1);
+        /* a clock set back refills nothing and does not stick: the bucket counts from now */
+        ck_assert_int_eq(policy_rate_format(&(struct policy_rate) { .started = true, .tokens = 0.0,
+                                                                    .last_usec = realtime_usec() + 3600000000ULL },
+                                            buf, sizeof(buf)), (int) strlen(buf));
+        tu_write_file(file, buf, strlen(buf), 0600);
+        ck_assert_int_eq(tu_run_child(rate_child_decide, &child, 10000), 1);
+        free(text);
+        text = (char *) tu_read_file(file, &len);
+        ck_assert_int_eq(policy_rate_parse(text, len, &r), 0);
+        ck_assert(r.last_usec <= realtime_usec());
+        /* garbage is an empty bucket (fail closed); an empty file a full one */
+        tu_write_file(file, "tokens: lots\n", 13, 0600);
+        ck_assert_int_eq(tu_run_child(rate_child_decide, &child, 10000), 1);
+        tu_write_file(file, "", 0, 0600);
+        ck_assert_int_eq(tu_run_child(rate_child_decide, &child, 10000), 0);
+        /* a symlink, or a file others may write, is not used: refused, with why */
+        ck_assert_int_eq(unlink(file), 0);
+        ck_assert_int_eq(symlink("/dev/null", file), 0);
+        f.now_usec = realtime_usec();
+        ck_assert_int_eq(policy_decide_shared(&p, &f, state, &d), -ELOOP);
+        ck_assert_msg(!d.allow && streq(d.rule, "rate-limit") && strstr(d.reason, POLICY_RATE_FILE), "%s", d.reason);
+        /* ... but what takes no token does not need it: another rule's refusal, a module of ours */
+        f.kernel_installed = false;
+        ck_assert_int_eq(policy_decide_shared(&p, &f, state, &d), 0);
+        ck_assert_str_eq(d.rule, "kernel-not-installed");
+        f.kernel_installed = true;
+        f.signature = POLICY_SIG_OURS_VALID;
+        ck_assert_int_eq(policy_decide_shared(&p, &f, state, &d), 0);
+        ck_assert(d.allow);
+        ck_assert_str_eq(d.rule, "ours");
+        f.signature = POLICY_SIG_NONE;
+        ck_assert_int_eq(unlink(file), 0);
+        tu_write_file(file, "", 0, 0600);
+        ck_assert_int_eq(chmod(file, 0622), 0);
+        ck_assert_int_eq(policy_decide_shared(&p, &f, state, &d), -EPERM);
+        ck_assert_str_eq(d.rule, "rate-limit");
+        /* no RateLimit=: no file needed */
+        p.rate_tokens = 0;
+        ck_assert_int_eq(policy_decide_shared(&p, &f, "/nonexistent", &d), 0);
+        ck_assert(d.allow);
+        /* the text */
+        ck_assert_int_eq(policy_rate_parse("v1 1500000 42\n", 14, &r), 0);
+        ck_assert(r.started && r.tokens > 1.49 && r.tokens < 1.51 && r.last_usec == 42);
+        ck_assert_int_eq(policy_rate_parse("v1 -1 42\n", 9, &r), -EBADMSG);
+        ck_assert_int_eq(policy_rate_parse("v1 1 42", 7, &r), -EBADMSG);
+        ck_assert_int_eq(policy_rate_parse("v1 1 42\nx", 9, &r), -EBADMSG);
+}
+END_TEST
+
 static Suite *policy_suite(void) {
         Suite *s = suite_create("policy");
         TCase *tc;
@@ -758,6 +1078,8 @@ static Suite *policy_suite(void) {
         tcase_add_test(tc, test_blocklist);
         tcase_add_test(tc, test_deny);
         tcase_add_test(tc, test_revoked);
+        tcase_add_test(tc, test_kernel_keyrings);
+        tcase_add_test(tc, test_kernel_name_of);
         suite_add_tcase(s, tc);
 
         tc = tu_tcase("modes");
@@ -766,6 +1088,7 @@ static Suite *policy_suite(void) {
         tcase_add_test(tc, test_mode_approve);
         tcase_add_test(tc, test_cli);
         tcase_add_test(tc, test_rate_limit);
+        tcase_add_test(tc, test_rate_shared);
         tcase_add_test(tc, test_names);
         suite_add_tcase(s, tc);
 
