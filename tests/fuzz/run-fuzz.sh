@@ -30,6 +30,7 @@ for h in $harnesses; do
                 -I"$srcdir/src/shared" -I"$srcdir/src/lib" \
                 "$srcdir/tests/fuzz/fuzz-$h.c" \
                 "$srcdir/src/lib/module.c" "$srcdir/src/lib/verify.c" "$srcdir/src/lib/proto.c" \
+                "$srcdir/src/lib/keyring.c" "$srcdir/src/shared/io-util.c" \
                 $(pkg-config --cflags --libs libcrypto) \
                 -o "$bin"
 
