@@ -144,6 +144,7 @@ struct sign_job {
         char *module_name, *version;
         char sha256_before[65], sha256_after[65];
         bool resigned;
+        char why_buf[512];  /* a key that went away: daemon_key_unavailable() */
 };
 
 static void sign_job_run(struct job *j) {
@@ -278,6 +279,9 @@ static void sign_job_done(struct job *j) {
                 t->error = -ESHUTDOWN;
                 t->why = "the daemon is stopping";
         }
+        /* The token went away: say which, and when the next try to re-open it is. */
+        if (t->error && daemon_key_failed(d, t->key, t->error, t->why))
+                t->why = daemon_key_unavailable(d, t->why_buf, sizeof(t->why_buf)) ?: t->why;
         if (!t->error) {
                 /* Fail closed: the signature leaves only once its record is in the log. */
                 rec.event = t->resigned ? AUDIT_EVENT_RESIGNED : AUDIT_EVENT_SIGNED;
@@ -432,6 +436,13 @@ static void handle_sign(struct connection *c, const struct proto_message *m, int
                 connection_close(c);
                 return;
         }
+        /* No key (its token went away): fail at once, recorded like any failure. */
+        if (daemon_key_unavailable(d, t->why_buf, sizeof(t->why_buf))) {
+                t->error = -ENODEV;
+                t->why = t->why_buf;
+                sign_job_done(&t->job);
+                return;
+        }
         /* ORIGIN=dkms is root's word that DKMS is building: taken, and audited. Its path is
          * believed only when it leads to the very file whose descriptor came along. */
         t->dkms_origin = streq_ptr(origin, "dkms");
@@ -501,6 +512,14 @@ static void handle_scan(struct connection *c, const struct proto_message *m) {
                 connection_close(c);
                 return;
         }
+        {
+                char why[512];
+                if (daemon_key_unavailable(c->server->daemon, why, sizeof(why))) {
+                        reply_error(c, -ENODEV, why, NULL);
+                        resume_reading(c);
+                        return;
+                }
+        }
         if (kernel) {
                 if (!kernel_installed(kernel)) {
                         reply_error(c, -ENOENT, "no such kernel in /lib/modules", NULL);
@@ -558,6 +577,7 @@ static void handle_status(struct connection *c) {
         json_object_object_add(o, "uptime_seconds", json_object_new_int64((int64_t) ((now - d->start_usec) / 1000000)));
         json_object_object_add(o, "key_fingerprint", json_object_new_string(d->key->fingerprint));
         json_object_object_add(o, "hash", json_object_new_string(d->key->hash));
+        daemon_key_status(d, o);
         json_object_object_add(o, "watched_directories", json_object_new_int((int) watcher_n_watches(d->watcher)));
         json_object_object_add(o, "queued", json_object_new_int((int) workers_queued(d->workers)));
         json_object_object_add(o, "workers", json_object_new_int((int) workers_threads(d->workers)));
