@@ -12,6 +12,7 @@
 #  - server back: the daemon re-opens the key on its own within the backoff (1, 2, 4 ... s),
 #    with few tries (no tight loop), records the load in the audit log (key-loaded), signs
 #    again byte for byte as before, and the module dropped meanwhile ends up signed;
+#  - server killed, and a module arriving in the watched tree is what notices: the same;
 #  - server killed again, and the PIN file changed to a wrong PIN before it comes back: the
 #    re-open fails once with "wrong PIN", is not tried again (one login attempt in the log,
 #    none more after several seconds), STATUS gives the reason, SIGN fails at once, the
@@ -245,6 +246,27 @@ case_token_back() {
 	ok "the module dropped while the token was away got signed after the re-open"
 }
 run_case "the token comes back: the daemon re-opens the key and catches up" case_token_back
+
+case_watcher_notices() {
+	local t0
+	server_kill
+	step "no SIGN this time: a module arrives in the watched tree and its signature fails"
+	cp "$MOD" "$UPD/noticed.ko"
+	wait_until 20 "the watcher's failure to take the key down" key_available_is false
+	log_has "failed to sign $UPD/noticed.ko: $(printf '%s' "the key's token went away")" ||
+		fail "the watcher's failure does not say the token went away"
+	ok "the watcher's failed signature took the key down: $(status_field key_error)"
+	server_start
+	now_ms
+	t0=$NOW_MS
+	wait_until "$REOPEN_LIMIT" "the daemon to re-open the key" key_available_is true
+	now_ms
+	ok "re-opened $((NOW_MS - t0)) ms after the server came back"
+	wait_signed "$UPD/noticed.ko"
+	assert_verifies "$CERT" "$UPD/noticed.ko"
+	ok "the module whose signature failed got signed after the re-open"
+}
+run_case "a loss noticed by the watcher, not by a SIGN" case_watcher_notices
 
 case_wrong_pin() {
 	local n t0
