@@ -23,6 +23,7 @@
 #include "key-backend.h"
 #include "log.h"
 #include "macro.h"
+#include "modsign.h"
 #include "watcher.h"
 
 struct reopen_job {
@@ -101,7 +102,8 @@ bool daemon_key_failed(struct daemon *d, const struct signing_key *key, int erro
                 log_error("cannot set the timer to re-open the signing key: run 'modsignctl reload' once the token is back");
         log_key_event(d, LOG_ERR, MSGID_KEY_LOST, d->key->fingerprint,
                       "%s went away (%s): signing stops; re-opening it, first try in %llu s", s->name ?: "the key's token",
-                      s->reason ?: "", (unsigned long long) (s->backoff_usec / 1000000));
+                      streq(s->reason, KEY_DEVICE_GONE_WHY) ? "PKCS#11 device or session lost" : s->reason,
+                      (unsigned long long) (s->backoff_usec / 1000000));
         daemon_notify_status(d);
         return true;
 }
@@ -151,8 +153,8 @@ static void reopen_succeeded(struct daemon *d, struct reopen_job *t) {
         set_reason(s, NULL);
 
         /* A key load, recorded as the start's is. */
-        if (asprintf(&why, "re-opened after %s went away (%u tries, %.1f s)", s->name ?: "its token", attempts,
-                     (double) down_usec / 1e6) < 0)
+        if (asprintf(&why, "re-opened after %s went away (%u %s, %.1f s)", s->name ?: "its token", attempts,
+                     attempts == 1 ? "try" : "tries", (double) down_usec / 1e6) < 0)
                 why = NULL;
         struct audit_record rec = {
                 .event = AUDIT_EVENT_KEY_LOADED,
@@ -172,7 +174,7 @@ static void reopen_succeeded(struct daemon *d, struct reopen_job *t) {
                 daemon_audit_done(d, &ae);
         }
         log_key_event(d, LOG_NOTICE, MSGID_KEY_REOPENED, key->fingerprint,
-                      "%s is back: signing key %s re-opened after %u tries, %.1f s without it; looking at the watched trees again",
+                      "%s is back: signing key %s re-opened at try %u, %.1f s without it; looking at the watched trees again",
                       s->name ?: "the key's token", key->fingerprint, attempts, (double) down_usec / 1e6);
 
         /* What arrived while the key was away was not queued (daemon_queue_tree_module): a new
@@ -194,7 +196,7 @@ static void reopen_failed(struct daemon *d, struct reopen_job *t) {
                  * token. Once, loudly, and no more until someone fixes it and reloads. */
                 s->given_up = true;
                 log_key_event(d, LOG_ERR, MSGID_KEY_UNAVAILABLE, NULL,
-                              "cannot re-open the signing key: %s; not retrying (so as not to lock the token): fix the PIN, then run 'modsignctl reload'",
+                              "cannot re-open the signing key, and not trying again: %s; fix the PIN, then run 'modsignctl reload'",
                               msg);
                 return;
         }

@@ -280,7 +280,7 @@ case_wrong_pin() {
 	now_ms
 	ok "$((NOW_MS - t0)) ms: STATUS key_error: $(status_field key_error)"
 	sleep 4 # a retry loop would log more tries meanwhile
-	n=$(count_in_log "cannot re-open the signing key:")
+	n=$(count_in_log "cannot re-open the signing key, and not trying again")
 	[ "$n" -eq 1 ] || fail "the daemon logged $n failed re-opens with the wrong PIN (expected exactly 1)"
 	n=$(grep -cF "wrong PIN" "$DAEMON_LOG" || true)
 	[ "$n" -eq 1 ] || fail "the log mentions a wrong PIN $n times (one login attempt expected)"
