@@ -85,9 +85,11 @@ static void log_key_event(struct daemon *d, int priority, const char *message_id
 bool daemon_key_failed(struct daemon *d, const struct signing_key *key, int error, const char *why) {
         struct daemon_key_state *s = &d->key_state;
 
+        if (error != -ENODEV && error != -ETIMEDOUT)
+                return false;
         if (s->down)
-                return error == -ENODEV;
-        if (error != -ENODEV || key != d->key || d->stopping)
+                return true;
+        if (key != d->key || d->stopping)
                 return false;
 
         s->down = true;
@@ -121,8 +123,9 @@ const char *daemon_key_unavailable(struct daemon *d, char *buf, size_t size) {
                 snprintf(buf, size, "%s went away; re-opening it now", name);
         else {
                 uint64_t now = now_usec(d), left = s->next_try_usec > now ? s->next_try_usec - now : 0;
-                snprintf(buf, size, "%s went away; re-opening, next try in %llu s", name,
-                         (unsigned long long) ((left + 999999) / 1000000));
+                bool plain = !s->reason || streq(s->reason, KEY_DEVICE_GONE_WHY);
+                snprintf(buf, size, "%s went away%s%s%s; re-opening, next try in %llu s", name, plain ? "" : " (",
+                         plain ? "" : s->reason, plain ? "" : ")", (unsigned long long) ((left + 999999) / 1000000));
         }
         return buf;
 }

@@ -41,8 +41,9 @@ struct daemon_key_state {
 };
 
 /* A job signed with 'key' and failed with 'error' ('why', the library's explanation). When the
- * error says the key's device went away and 'key' is still the daemon's, the key goes down and
- * the tries begin. Returns whether the key is down now (the failure was a key loss). */
+ * error says the key's device went away (-ENODEV), or the key did not answer in time
+ * (-ETIMEDOUT), and 'key' is still the daemon's, the key goes down and the tries begin.
+ * Returns whether the key is down now and the failure was a key loss. */
 bool daemon_key_failed(struct daemon *d, const struct signing_key *key, int error, const char *why);
 
 /* NULL while the key can sign; else why it cannot, for a reply: "token 'T' went away;

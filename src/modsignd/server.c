@@ -145,7 +145,14 @@ struct sign_job {
         char sha256_before[65], sha256_after[65];
         bool resigned;
         char why_buf[512];  /* a key that went away: daemon_key_unavailable() */
+        sd_event_source *deadline; /* SIGN_TOKEN_DEADLINE_USEC */
+        bool answered;      /* the deadline answered the client already */
 };
+
+/* A token that stops answering without an error (a hung USB token, a stopped p11-kit server)
+ * leaves C_Sign blocked on the worker. The client is answered anyway this long after its job
+ * started (time in the queue does not count), and the key is taken for lost (daemon-key.h). */
+#define SIGN_TOKEN_DEADLINE_USEC (20ULL * 1000000)
 
 static void sign_job_run(struct job *j) {
         struct sign_job *t = (struct sign_job *) j;
@@ -154,7 +161,7 @@ static void sign_job_run(struct job *j) {
         bool opened;
         int r;
 
-        t->ran = true;
+        __atomic_store_n(&t->ran, true, __ATOMIC_RELEASE); /* the deadline's timer reads it */
         r = module_file_open_fd(t->module_fd, &m, &t->why);
         t->module_fd = -EBADF; /* owned by m now, or closed */
         if (r < 0 && r != -ENOEXEC) {
@@ -275,12 +282,17 @@ static void sign_job_done(struct job *j) {
                 .requester = daemon_audit_requester(c->requester),
         };
 
+        t->deadline = sd_event_source_disable_unref(t->deadline);
         if (!t->ran && !t->error) { /* never ran: the daemon is stopping */
                 t->error = -ESHUTDOWN;
                 t->why = "the daemon is stopping";
         }
-        /* The token went away: say which, and when the next try to re-open it is. */
-        if (t->error && daemon_key_failed(d, t->key, t->error, t->why))
+        if (t->answered) { /* too late: the client had its error, and nothing is handed out */
+                t->error = -ETIMEDOUT;
+                t->why = "the token answered only after the deadline; the signature was not handed out";
+                t->rule = NULL;
+        } else if (t->error && daemon_key_failed(d, t->key, t->error, t->why))
+                /* The token went away: say which, and when the next try to re-open it is. */
                 t->why = daemon_key_unavailable(d, t->why_buf, sizeof(t->why_buf)) ?: t->why;
         if (!t->error) {
                 /* Fail closed: the signature leaves only once its record is in the log. */
@@ -364,6 +376,25 @@ static void sign_job_done(struct job *j) {
         free(t->module_name);
         free(t->version);
         free(t);
+}
+
+static int on_sign_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct sign_job *t = userdata;
+        struct daemon *d = t->daemon;
+        char why[512];
+
+        if (!__atomic_load_n(&t->ran, __ATOMIC_ACQUIRE)) /* still queued: wait for its start */
+                return sd_event_source_set_time_relative(src, SIGN_TOKEN_DEADLINE_USEC) < 0 ? 0 :
+                       sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        t->answered = true;
+        (void) daemon_key_failed(d, t->key, -ETIMEDOUT, "it did not answer within 20 s");
+        log_error("SIGN %s for %s: no answer from the key within 20 s; answering with an error", t->name ?: "(unnamed)",
+                  t->conn->requester);
+        reply_error(t->conn, -ETIMEDOUT,
+                    daemon_key_unavailable(d, why, sizeof(why)) ?: "the key did not answer within 20 s", NULL);
+        /* The job keeps its reference; its late end finds the connection closed. */
+        connection_close(t->conn);
+        return 0;
 }
 
 /* Whether 'path' names the file 'st' describes, reached without following a symlink at its
@@ -453,7 +484,11 @@ static void handle_sign(struct connection *c, const struct proto_message *m, int
                 t->error = r;
                 t->why = "the daemon is stopping";
                 sign_job_done(&t->job);
+                return;
         }
+        if (sd_event_add_time_relative(d->event, &t->deadline, CLOCK_MONOTONIC, SIGN_TOKEN_DEADLINE_USEC, 0,
+                                       on_sign_deadline, t) < 0)
+                t->deadline = NULL; /* without a deadline, the client's own timeout is the bound */
 }
 
 /* --- SCAN: sign the stragglers of a tree; answer when every one was looked at ------------ */

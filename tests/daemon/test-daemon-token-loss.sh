@@ -13,6 +13,8 @@
 #    with few tries (no tight loop), records the load in the audit log (key-loaded), signs
 #    again byte for byte as before, and the module dropped meanwhile ends up signed;
 #  - server killed, and a module arriving in the watched tree is what notices: the same;
+#  - server stopped (SIGSTOP): a SIGN is answered with an error after 20 s, STATUS answers
+#    meanwhile, and once the server goes on the key is re-opened and signs again;
 #  - server killed again, and the PIN file changed to a wrong PIN before it comes back: the
 #    re-open fails once with "wrong PIN", is not tried again (one login attempt in the log,
 #    none more after several seconds), STATUS gives the reason, SIGN fails at once, the
@@ -107,6 +109,7 @@ server_end_quietly() {
 	local pid
 	pid=$(cat "$P11_PIDFILE" 2>/dev/null) || return 0
 	kill -TERM -- "-$pid" 2>/dev/null || true
+	kill -CONT -- "-$pid" 2>/dev/null || true # a server held with SIGSTOP
 }
 on_exit server_end_quietly
 
@@ -267,6 +270,44 @@ case_watcher_notices() {
 	ok "the module whose signature failed got signed after the re-open"
 }
 run_case "a loss noticed by the watcher, not by a SIGN" case_watcher_notices
+
+case_token_frozen() {
+	local pid t0 took
+	pid=$(cat "$P11_PIDFILE")
+	step "the p11-kit server and its p11-kit-remote stopped (SIGSTOP): the token answers nothing"
+	kill -STOP -- "-$pid"
+	now_ms
+	t0=$NOW_MS
+	run_cmd "$CLIENT" "$DAEMON_SOCKET" sign "$MOD" "$WORKDIR/out/frozen.ko" sha256
+	now_ms
+	took=$((NOW_MS - t0))
+	if [ "$LAST_RC" -ne 1 ] || ! grep -qF "token '$LABEL' went away (it did not answer within 20 s)" "$LAST_OUT"; then
+		kill -CONT -- "-$pid"
+		_report_last
+		daemon_show_log
+		fail "SIGN to a frozen token did not get the deadline's error"
+	fi
+	if [ "$took" -lt 19000 ] || [ "$took" -gt 27000 ]; then
+		kill -CONT -- "-$pid"
+		fail "the deadline's error came after $took ms (expected about 20 s)"
+	fi
+	[ ! -e "$WORKDIR/out/frozen.ko" ] || fail "the client wrote a module although SIGN failed"
+	ok "$took ms: $(cut -c1-200 "$LAST_OUT")"
+	assert_daemon_alive
+	sign_fails_fast "token '$LABEL' went away"
+	kill -CONT -- "-$pid"
+	step "the server goes on (SIGCONT)"
+	now_ms
+	t0=$NOW_MS
+	wait_until "$REOPEN_LIMIT" "the daemon to re-open the key" key_available_is true
+	now_ms
+	ok "re-opened $((NOW_MS - t0)) ms after the server went on"
+	wait_until 20 "the stuck job's late end" log_has "the token answered only after the deadline; the signature was not handed out"
+	ok "the stuck signature ended late, recorded as failed, not handed out"
+	sign_ok "$WORKDIR/out/thawed.ko"
+	ok "SIGN works again, byte-identical to the file key"
+}
+run_case "a token that stops answering: SIGN answered after 20 s, the key re-opened" case_token_frozen
 
 case_wrong_pin() {
 	local n t0
