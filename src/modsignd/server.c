@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <syslog.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon-audit.h"
@@ -146,6 +147,7 @@ struct sign_job {
         bool resigned;
         char why_buf[512];  /* a key that went away: daemon_key_unavailable() */
         sd_event_source *deadline; /* SIGN_TOKEN_DEADLINE_USEC */
+        uint64_t started_usec;     /* CLOCK_MONOTONIC, set by run(), read by the deadline */
         bool answered;      /* the deadline answered the client already */
 };
 
@@ -161,7 +163,13 @@ static void sign_job_run(struct job *j) {
         bool opened;
         int r;
 
-        __atomic_store_n(&t->ran, true, __ATOMIC_RELEASE); /* the deadline's timer reads it */
+        t->ran = true;
+        {
+                struct timespec ts;
+                (void) clock_gettime(CLOCK_MONOTONIC, &ts); /* sd-event's CLOCK_MONOTONIC too */
+                __atomic_store_n(&t->started_usec, (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000 ?: 1,
+                                 __ATOMIC_RELEASE);
+        }
         r = module_file_open_fd(t->module_fd, &m, &t->why);
         t->module_fd = -EBADF; /* owned by m now, or closed */
         if (r < 0 && r != -ENOEXEC) {
@@ -381,11 +389,15 @@ static void sign_job_done(struct job *j) {
 static int on_sign_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
         struct sign_job *t = userdata;
         struct daemon *d = t->daemon;
+        uint64_t started = __atomic_load_n(&t->started_usec, __ATOMIC_ACQUIRE);
         char why[512];
 
-        if (!__atomic_load_n(&t->ran, __ATOMIC_ACQUIRE)) /* still queued: wait for its start */
-                return sd_event_source_set_time_relative(src, SIGN_TOKEN_DEADLINE_USEC) < 0 ? 0 :
-                       sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        /* Still queued, or started less than the deadline ago: the token had no time yet. */
+        if (!started || usec < started + SIGN_TOKEN_DEADLINE_USEC) {
+                int r = started ? sd_event_source_set_time(src, started + SIGN_TOKEN_DEADLINE_USEC)
+                                : sd_event_source_set_time_relative(src, SIGN_TOKEN_DEADLINE_USEC);
+                return r < 0 ? r : sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        }
         t->answered = true;
         (void) daemon_key_failed(d, t->key, -ETIMEDOUT, "it did not answer within 20 s");
         log_error("SIGN %s for %s: no answer from the key within 20 s; answering with an error", t->name ?: "(unnamed)",
