@@ -53,8 +53,9 @@ const char *daemon_key_unavailable(struct daemon *d, char *buf, size_t size);
 /* A reload loaded a key: whatever was down is up again, and tries under way are dropped. */
 void daemon_key_reloaded(struct daemon *d);
 
-/* STATUS members: key_available, and while it is not key_error, key_retry_in_seconds (when a
- * try is planned), key_reopen_attempts. */
+/* STATUS members: key_available, and while it is not: key_error (daemon_key_unavailable()),
+ * key_error_reason (the loss's or the last try's error), key_retry_in_seconds (when a try is
+ * planned), key_reopen_attempts. */
 void daemon_key_status(struct daemon *d, json_object *o);
 
 /* At exit, after the workers stopped. */

@@ -423,6 +423,12 @@ fail:
 }
 
 void daemon_notify_status(struct daemon *d) {
+        char why[512];
+
+        if (daemon_key_unavailable(d, why, sizeof(why))) { /* what systemctl status should say first */
+                (void) sd_notifyf(false, "STATUS=Not signing: %s", why);
+                return;
+        }
         (void) sd_notifyf(false, "STATUS=Signed %llu, already signed %llu, left alone %llu, refused %llu, failed %llu; %u queued",
                           (unsigned long long) d->stats.signed_, (unsigned long long) d->stats.unchanged,
                           (unsigned long long) d->stats.foreign, (unsigned long long) d->stats.refused,

@@ -198,6 +198,13 @@ case_token_goes() {
 	key_available_is false || fail "STATUS still says the key is available"
 	key_error_has "token '$LABEL' went away" || fail "STATUS's key_error does not name the token"
 	ok "STATUS: key_available false, key_error $(status_field key_error)"
+	ctl status
+	grep -qF "UNAVAILABLE: token '$LABEL' went away" "$LAST_OUT" || {
+		_report_last
+		fail "modsignctl status does not say the key is unavailable"
+	}
+	wait_until 5 "STATUS=Not signing on the notify socket" notify_has_since 0 "STATUS=Not signing: token '$LABEL' went away; re-opening, next try in 1 s"
+	ok "modsignctl status and the service's status line say the key is unavailable"
 	step "a second SIGN while the key is away fails at once"
 	sign_fails_fast "token '$LABEL' went away"
 
