@@ -54,11 +54,16 @@ static char *key_name(const char *private_key) {
         return s;
 }
 
-static void set_reason(struct daemon_key_state *s, const char *reason) {
-        char *copy = reason ? strdup(reason) : NULL;
+static void set_text(char **where, const char *text) {
+        char *copy = text ? strdup(text) : NULL;
 
-        free(s->reason);
-        s->reason = copy;
+        free(*where);
+        *where = copy;
+}
+
+/* The loss's reason in a message, unless it says no more than "went away". */
+static const char *reason_to_show(const struct daemon_key_state *s) {
+        return s->reason && !streq(s->reason, KEY_DEVICE_GONE_WHY) ? s->reason : NULL;
 }
 
 static uint64_t now_usec(struct daemon *d) {
@@ -99,12 +104,13 @@ bool daemon_key_failed(struct daemon *d, const struct signing_key *key, int erro
         s->down_since_usec = now_usec(d);
         free(s->name);
         s->name = key_name(d->config.private_key);
-        set_reason(s, why ?: "the key's device went away");
+        set_text(&s->reason, why);
+        set_text(&s->last_error, NULL);
         if (schedule_try(d) < 0)
                 log_error("cannot set the timer to re-open the signing key: run 'modsignctl reload' once the token is back");
         log_key_event(d, LOG_ERR, MSGID_KEY_LOST, d->key->fingerprint,
                       "%s went away (%s): signing stops; re-opening it, first try in %llu s", s->name ?: "the key's token",
-                      streq(s->reason, KEY_DEVICE_GONE_WHY) ? "PKCS#11 device or session lost" : s->reason,
+                      reason_to_show(s) ?: "PKCS#11 device or session lost",
                       (unsigned long long) (s->backoff_usec / 1000000));
         daemon_notify_status(d);
         return true;
@@ -118,14 +124,14 @@ const char *daemon_key_unavailable(struct daemon *d, char *buf, size_t size) {
                 return NULL;
         if (s->given_up)
                 snprintf(buf, size, "signing key unavailable: %s; fix it, then run 'modsignctl reload'",
-                         s->reason ?: "re-opening failed");
+                         s->last_error ?: "re-opening failed");
         else if (s->trying || !s->timer)
                 snprintf(buf, size, "%s went away; re-opening it now", name);
         else {
                 uint64_t now = now_usec(d), left = s->next_try_usec > now ? s->next_try_usec - now : 0;
-                bool plain = !s->reason || streq(s->reason, KEY_DEVICE_GONE_WHY);
-                snprintf(buf, size, "%s went away%s%s%s; re-opening, next try in %llu s", name, plain ? "" : " (",
-                         plain ? "" : s->reason, plain ? "" : ")", (unsigned long long) ((left + 999999) / 1000000));
+                const char *reason = reason_to_show(s);
+                snprintf(buf, size, "%s went away%s%s%s; re-opening, next try in %llu s", name, reason ? " (" : "",
+                         reason ?: "", reason ? ")" : "", (unsigned long long) ((left + 999999) / 1000000));
         }
         return buf;
 }
@@ -153,7 +159,8 @@ static void reopen_succeeded(struct daemon *d, struct reopen_job *t) {
         d->key = key;
         s->down = s->given_up = false;
         s->backoff_usec = DAEMON_KEY_BACKOFF_FIRST_USEC;
-        set_reason(s, NULL);
+        set_text(&s->reason, NULL);
+        set_text(&s->last_error, NULL);
 
         /* A key load, recorded as the start's is. */
         if (asprintf(&why, "re-opened after %s went away (%u %s, %.1f s)", s->name ?: "its token", attempts,
@@ -193,7 +200,7 @@ static void reopen_failed(struct daemon *d, struct reopen_job *t) {
         struct daemon_key_state *s = &d->key_state;
         const char *msg = t->message ?: strerror(-t->error);
 
-        set_reason(s, msg);
+        set_text(&s->last_error, msg);
         if (t->error == -EACCES) {
                 /* A wrong or locked PIN: another try is another failed login, closer to a locked
                  * token. Once, loudly, and no more until someone fixes it and reloads. */
@@ -302,7 +309,8 @@ void daemon_key_reloaded(struct daemon *d) {
         s->down = s->given_up = s->trying = false;
         s->attempts = 0;
         s->backoff_usec = DAEMON_KEY_BACKOFF_FIRST_USEC;
-        set_reason(s, NULL);
+        set_text(&s->reason, NULL);
+        set_text(&s->last_error, NULL);
 }
 
 void daemon_key_status(struct daemon *d, json_object *o) {
@@ -314,8 +322,8 @@ void daemon_key_status(struct daemon *d, json_object *o) {
         if (!why)
                 return;
         json_object_object_add(o, "key_error", json_object_new_string(why));
-        if (s->reason)
-                json_object_object_add(o, "key_error_reason", json_object_new_string(s->reason));
+        if (s->last_error ?: s->reason)
+                json_object_object_add(o, "key_error_reason", json_object_new_string(s->last_error ?: s->reason));
         if (s->timer && !s->trying) {
                 uint64_t now = now_usec(d), left = s->next_try_usec > now ? s->next_try_usec - now : 0;
                 json_object_object_add(o, "key_retry_in_seconds", json_object_new_int64((int64_t) ((left + 999999) / 1000000)));
@@ -329,5 +337,6 @@ void daemon_key_done(struct daemon *d) {
         s->timer = sd_event_source_disable_unref(s->timer);
         free(s->name);
         free(s->reason);
+        free(s->last_error);
         *s = (struct daemon_key_state) {};
 }

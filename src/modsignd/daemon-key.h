@@ -31,7 +31,8 @@ struct daemon_key_state {
         bool given_up;           /* a try failed for good (wrong or locked PIN): no more tries */
         bool trying;             /* a try is running on a worker */
         char *name;              /* "token 'LABEL'", for messages */
-        char *reason;            /* why the key is down, or why the last try failed */
+        char *reason;            /* why the key went down */
+        char *last_error;        /* why the last try failed, or NULL */
         uint64_t backoff_usec;   /* the wait before the next try */
         uint64_t next_try_usec;  /* CLOCK_MONOTONIC time of the next try (while a timer is set) */
         uint64_t down_since_usec;
