@@ -331,6 +331,15 @@ void daemon_key_status(struct daemon *d, json_object *o) {
         json_object_object_add(o, "key_reopen_attempts", json_object_new_int((int) s->attempts));
 }
 
+bool daemon_key_on_device(struct daemon *d) {
+        _cleanup_(key_ref_done) struct key_ref ref = {};
+        const char *why = NULL;
+
+        if (key_ref_parse(d->config.private_key, &ref, &why) < 0)
+                return false;
+        return ref.backend != KEY_BACKEND_FILE;
+}
+
 void daemon_key_done(struct daemon *d) {
         struct daemon_key_state *s = &d->key_state;
 

@@ -59,5 +59,9 @@ void daemon_key_reloaded(struct daemon *d);
  * planned), key_reopen_attempts. */
 void daemon_key_status(struct daemon *d, json_object *o);
 
+/* Whether the configured key lives on a device (token, TPM) that can go away or stop answering,
+ * rather than in a file. */
+bool daemon_key_on_device(struct daemon *d);
+
 /* At exit, after the workers stopped. */
 void daemon_key_done(struct daemon *d);

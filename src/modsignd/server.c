@@ -153,7 +153,8 @@ struct sign_job {
 
 /* A token that stops answering without an error (a hung USB token, a stopped p11-kit server)
  * leaves C_Sign blocked on the worker. The client is answered anyway this long after its job
- * started (time in the queue does not count), and the key is taken for lost (daemon-key.h). */
+ * started (time in the queue does not count), and the key is taken for lost (daemon-key.h).
+ * Not for a key file: nothing there can stop answering. */
 #define SIGN_TOKEN_DEADLINE_USEC (20ULL * 1000000)
 
 static void sign_job_run(struct job *j) {
@@ -399,11 +400,12 @@ static int on_sign_deadline(sd_event_source *src, uint64_t usec, void *userdata)
                 return r < 0 ? r : sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
         }
         t->answered = true;
-        (void) daemon_key_failed(d, t->key, -ETIMEDOUT, "it did not answer within 20 s");
-        log_error("SIGN %s for %s: no answer from the key within 20 s; answering with an error", t->name ?: "(unnamed)",
-                  t->conn->requester);
-        reply_error(t->conn, -ETIMEDOUT,
-                    daemon_key_unavailable(d, why, sizeof(why)) ?: "the key did not answer within 20 s", NULL);
+        snprintf(why, sizeof(why), "it did not answer within %llu s", SIGN_TOKEN_DEADLINE_USEC / 1000000);
+        (void) daemon_key_failed(d, t->key, -ETIMEDOUT, why);
+        log_error("SIGN %s for %s: no answer from the key within %llu s; answering with an error",
+                  t->name ?: "(unnamed)", t->conn->requester, SIGN_TOKEN_DEADLINE_USEC / 1000000);
+        reply_error(t->conn, -ETIMEDOUT, daemon_key_unavailable(d, why, sizeof(why)) ?: "the key did not answer in time",
+                    NULL);
         /* The job keeps its reference; its late end finds the connection closed. */
         connection_close(t->conn);
         return 0;
@@ -498,7 +500,8 @@ static void handle_sign(struct connection *c, const struct proto_message *m, int
                 sign_job_done(&t->job);
                 return;
         }
-        if (sd_event_add_time_relative(d->event, &t->deadline, CLOCK_MONOTONIC, SIGN_TOKEN_DEADLINE_USEC, 0,
+        if (daemon_key_on_device(d) &&
+            sd_event_add_time_relative(d->event, &t->deadline, CLOCK_MONOTONIC, SIGN_TOKEN_DEADLINE_USEC, 0,
                                        on_sign_deadline, t) < 0)
                 t->deadline = NULL; /* without a deadline, the client's own timeout is the bound */
 }
