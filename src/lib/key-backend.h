@@ -77,6 +77,13 @@ struct key_options {
  * -EOPNOTSUPP (backend not built in, or not installed). */
 int key_load(const char *ref, const struct key_options *o, EVP_PKEY **ret, char **ret_message);
 
+/* After an OpenSSL call that used a loaded key failed: -ENODEV when the thread's OpenSSL error
+ * queue says the key's device is gone (a PKCS#11 token removed, its session closed, p11-kit's
+ * server gone: CKR_DEVICE_ERROR, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT,
+ * CKR_SESSION_HANDLE_INVALID, ...), else 'fallback'. Such a key stays unusable even when the
+ * device comes back: load it again. Empties the queue. */
+int key_openssl_error(int fallback);
+
 /* Reads a secret (PIN, passphrase) from a file path or "credential:NAME", under the same
  * rule as key files (root-owned, no group/other access, no symlink). Its first line, without
  * the newline. */

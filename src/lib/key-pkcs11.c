@@ -42,6 +42,19 @@
 #define CKR_PIN_LEN_RANGE 0xa2UL
 #define CKR_PIN_EXPIRED 0xa3UL
 #define CKR_PIN_LOCKED 0xa4UL
+/* ... and those that say the token, or our session with it, is gone. Measured with p11-kit's
+ * client module whose server was killed: C_Sign returns CKR_DEVICE_ERROR, and keeps returning
+ * it after the server is back (the client's connection is dead): only a new load helps. */
+#define CKR_GENERAL_ERROR 0x05UL
+#define CKR_SLOT_ID_INVALID 0x03UL
+#define CKR_DEVICE_ERROR 0x30UL
+#define CKR_DEVICE_REMOVED 0x32UL
+#define CKR_SESSION_CLOSED 0xb0UL
+#define CKR_SESSION_HANDLE_INVALID 0xb3UL
+#define CKR_TOKEN_NOT_PRESENT 0xe0UL
+#define CKR_TOKEN_NOT_RECOGNIZED 0xe1UL
+#define CKR_USER_NOT_LOGGED_IN 0x101UL
+#define CKR_CRYPTOKI_NOT_INITIALIZED 0x190UL
 
 struct p11_state {
         PKCS11_CTX *ctx;
@@ -97,6 +110,35 @@ static unsigned long last_ckr(void) {
                 if (ERR_GET_LIB(e) == ERR_get_CKR_code())
                         rv = (unsigned long) ERR_GET_REASON(e);
         return rv;
+}
+
+static bool ckr_means_token_gone(unsigned long rv) {
+        switch (rv) {
+        case CKR_GENERAL_ERROR:
+        case CKR_SLOT_ID_INVALID:
+        case CKR_DEVICE_ERROR:
+        case CKR_DEVICE_REMOVED:
+        case CKR_SESSION_CLOSED:
+        case CKR_SESSION_HANDLE_INVALID:
+        case CKR_TOKEN_NOT_PRESENT:
+        case CKR_TOKEN_NOT_RECOGNIZED:
+        case CKR_USER_NOT_LOGGED_IN: /* the token was re-plugged: our login is gone with it */
+        case CKR_CRYPTOKI_NOT_INITIALIZED:
+                return true;
+        default:
+                return false;
+        }
+}
+
+int key_openssl_error(int fallback) {
+        int lib = ERR_get_CKR_code();
+        unsigned long e;
+        int r = fallback;
+
+        while ((e = ERR_get_error()))
+                if (ERR_GET_LIB(e) == lib && ckr_means_token_gone((unsigned long) ERR_GET_REASON(e)))
+                        r = -ENODEV;
+        return r;
 }
 
 static bool field_matches(const char *want, const char *have) {
@@ -307,6 +349,10 @@ int key_pkcs11_load(const char *uri, const struct key_options *o, EVP_PKEY **ret
 }
 
 #else
+
+int key_openssl_error(int fallback) {
+        return fallback;
+}
 
 int key_pkcs11_load(const char *uri, const struct key_options *o, EVP_PKEY **ret, char **ret_message) {
         return key_message(ret_message, -EOPNOTSUPP,

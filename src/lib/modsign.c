@@ -334,7 +334,7 @@ int modsign_sign(struct module_file *m, const struct modsign_request *req, enum 
                 }
                 r = sign_finish(sign, &blob, &blob_len);
                 if (r < 0)
-                        return FAIL(r, "signing failed");
+                        return FAIL(r, r == -ENODEV ? KEY_DEVICE_GONE_WHY : "signing failed");
                 if (req->ret_sig) {
                         *req->ret_sig = TAKE_PTR(blob);
                         *req->ret_sig_len = blob_len;
@@ -351,7 +351,7 @@ int modsign_sign(struct module_file *m, const struct modsign_request *req, enum 
         r = write_module(m, out.fd, req->threads, sign, req->raw_sig, req->raw_sig_len, &blob, &blob_len);
         if (r < 0) {
                 replace_abort(&out);
-                return FAIL(r, "writing the signed module failed");
+                return FAIL(r, r == -ENODEV ? KEY_DEVICE_GONE_WHY : "writing the signed module failed");
         }
         if (req->on_written) {
                 struct stat st;

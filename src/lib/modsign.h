@@ -48,8 +48,11 @@ struct modsign_request {
         size_t *ret_sig_len;
 };
 
+/* -ENODEV (with KEY_DEVICE_GONE_WHY): the key's device went away (key_openssl_error()); the
+ * module is untouched, and the key must be loaded again before it signs anything. */
 int modsign_sign(struct module_file *m, const struct modsign_request *req, enum modsign_outcome *ret_outcome,
                  const char **ret_why);
+#define KEY_DEVICE_GONE_WHY "the key's token went away (PKCS#11 device or session lost)"
 
 /* Removes every appended signature. Returns 0 when something was removed, 1 when the module
  * was unsigned (nothing written). */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "key-backend.h"
 #include "macro.h"
 #include "openssl-util.h"
 #include "sign.h"
@@ -135,8 +136,7 @@ int sign_begin(const struct signer *s, const char *hash, struct sign_ctx **ret) 
         return 0;
 
 openssl_error:
-        ERR_clear_error();
-        return -EIO;
+        return key_openssl_error(-EIO);
 }
 
 int sign_update(struct sign_ctx *c, const void *buf, size_t len) {
@@ -174,8 +174,8 @@ int sign_finish(struct sign_ctx *c, uint8_t **ret_der, size_t *ret_len) {
 
         (void) BIO_flush(c->chain);
         if (!CMS_dataFinal(c->cms, c->chain)) {
-                ERR_clear_error();
-                r = -EIO;
+                /* The private-key operation happens here: a token that went away says so. */
+                r = key_openssl_error(-EIO);
         } else {
                 len = i2d_CMS_ContentInfo(c->cms, &der);
                 if (len <= 0) {

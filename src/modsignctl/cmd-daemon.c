@@ -125,6 +125,11 @@ int cmd_status(int argc, char *argv[]) {
                 printf("modsignd %s, pid %" PRId64 ", up %" PRId64 " s\n", jstr(o, "version"), jint(o, "pid"),
                        jint(o, "uptime_seconds"));
                 printf("key:       SHA-256 %s, hash %s\n", jstr(o, "key_fingerprint"), jstr(o, "hash"));
+                {
+                        json_object *v;
+                        if (json_object_object_get_ex(o, "key_available", &v) && !json_object_get_boolean(v))
+                                printf("key:       UNAVAILABLE: %s\n", jstr(o, "key_error"));
+                }
                 printf("watching:  %" PRId64 " directories; %" PRId64 " workers, %" PRId64 " modules queued\n",
                        jint(o, "watched_directories"), jint(o, "workers"), jint(o, "queued"));
                 printf("modules:   %" PRId64 " signed, %" PRId64 " already signed, %" PRId64

@@ -370,6 +370,7 @@ static void tree_job_done(struct job *j) {
                                  t->rule ? ", rule " : "", t->rule ?: "");
                 break;
         case TREE_FAILED:
+                (void) daemon_key_failed(d, t->key, res->error, res->why);
                 d->stats.failed++;
                 ev.message_id = MSGID_MODULE_FAILED;
                 log_module_event(LOG_ERR, &ev, "failed to sign %s: %s: %s", path, res->why ?: "error",
@@ -409,6 +410,11 @@ int daemon_queue_tree_module(struct daemon *d, const char *dir, const char *name
         struct tree_job *t;
         int r;
 
+        /* No key, no look: what arrives meanwhile is looked at once the key is back. */
+        if (d->key_state.down) {
+                log_debug("%s/%s: not looked at now, the signing key is unavailable", dir, name);
+                return -ENODEV;
+        }
         t = calloc(1, sizeof(*t));
         if (!t)
                 return -ENOMEM;
@@ -441,6 +447,12 @@ fail:
 }
 
 void daemon_notify_status(struct daemon *d) {
+        char why[512];
+
+        if (daemon_key_unavailable(d, why, sizeof(why))) { /* what systemctl status should say first */
+                (void) sd_notifyf(false, "STATUS=Not signing: %s", why);
+                return;
+        }
         (void) sd_notifyf(false, "STATUS=Signed %llu, already signed %llu, left alone %llu, refused %llu, failed %llu; %u queued",
                           (unsigned long long) d->stats.signed_, (unsigned long long) d->stats.unchanged,
                           (unsigned long long) d->stats.foreign, (unsigned long long) d->stats.refused,
@@ -505,6 +517,7 @@ int daemon_reload(struct daemon *d) {
         d->key = key;
         config_done(&d->config);
         d->config = c;
+        daemon_key_reloaded(d);
         {
                 struct audit_record rec = {
                         .event = AUDIT_EVENT_RELOADED,

@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include "conf.h"
+#include "daemon-key.h"
 #include "daemon-policy.h"
 #include "signing-key.h"
 #include "workers.h"
@@ -44,6 +45,7 @@ struct daemon {
         uint64_t audit_head_logged_seq;
         struct daemon_policy *policy;     /* the signing gate; swapped by a reload */
         struct daemon_rate rate;          /* RateLimit=: orders charges to the shared bucket */
+        struct daemon_key_state key_state; /* daemon-key.h: a token that went away, re-opened */
 };
 
 enum tree_outcome {

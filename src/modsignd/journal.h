@@ -13,6 +13,9 @@
 #define MSGID_RELOAD_FAILED "6563a022d833445dacaca38ba71b0d1d"
 #define MSGID_AUDIT_HEAD "5b5b707b6d9d437aaef30de27773db8d"
 #define MSGID_AUDIT_FAILED "cd6714cb36d242c7a657ed2c04819200"
+#define MSGID_KEY_LOST "31bbda15eedc429087dac52a2c24d13e"
+#define MSGID_KEY_REOPENED "17edef90144d4430950cd514ecb785c4"
+#define MSGID_KEY_UNAVAILABLE "00302b200fce48e8881be52c0262b6a2"
 
 /* Detects the journal and routes log_*() there. */
 void journal_setup(void);

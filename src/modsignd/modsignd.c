@@ -152,6 +152,12 @@ static int run(int argc, char *argv[]) {
                 return EXIT_SUCCESS;
         }
 
+        /* A token's module may write to a peer that is gone: p11-kit's client module, whose
+         * server was stopped, raises SIGPIPE in C_Sign. That must be a failed signature
+         * (daemon-key.h), not the end of the daemon. (systemd ignores SIGPIPE for services by
+         * default; a daemon started any other way needs this.) */
+        (void) signal(SIGPIPE, SIG_IGN);
+
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
@@ -217,6 +223,7 @@ finish:
         d.stopping = true;
         /* Running jobs finish their module (each replacement is atomic); queued ones are dropped. */
         workers_free(d.workers);
+        daemon_key_done(&d);
         server_free(d.server);
         watcher_free(d.watcher);
         daemon_audit_close(&d);

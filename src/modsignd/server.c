@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <syslog.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon-audit.h"
@@ -144,7 +145,17 @@ struct sign_job {
         char *module_name, *version;
         char sha256_before[65], sha256_after[65];
         bool resigned;
+        char why_buf[512];  /* a key that went away: daemon_key_unavailable() */
+        sd_event_source *deadline; /* SIGN_TOKEN_DEADLINE_USEC */
+        uint64_t started_usec;     /* CLOCK_MONOTONIC, set by run(), read by the deadline */
+        bool answered;      /* the deadline answered the client already */
 };
+
+/* A token that stops answering without an error (a hung USB token, a stopped p11-kit server)
+ * leaves C_Sign blocked on the worker. The client is answered anyway this long after its job
+ * started (time in the queue does not count), and the key is taken for lost (daemon-key.h).
+ * Not for a key file: nothing there can stop answering. */
+#define SIGN_TOKEN_DEADLINE_USEC (20ULL * 1000000)
 
 static void sign_job_run(struct job *j) {
         struct sign_job *t = (struct sign_job *) j;
@@ -154,6 +165,12 @@ static void sign_job_run(struct job *j) {
         int r;
 
         t->ran = true;
+        {
+                struct timespec ts;
+                (void) clock_gettime(CLOCK_MONOTONIC, &ts); /* sd-event's CLOCK_MONOTONIC too */
+                __atomic_store_n(&t->started_usec, (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000 ?: 1,
+                                 __ATOMIC_RELEASE);
+        }
         r = module_file_open_fd(t->module_fd, &m, &t->why);
         t->module_fd = -EBADF; /* owned by m now, or closed */
         if (r < 0 && r != -ENOEXEC) {
@@ -275,10 +292,18 @@ static void sign_job_done(struct job *j) {
                 .requester = daemon_audit_requester(c->requester),
         };
 
+        t->deadline = sd_event_source_disable_unref(t->deadline);
         if (!t->ran && !t->error) { /* never ran: the daemon is stopping */
                 t->error = -ESHUTDOWN;
                 t->why = "the daemon is stopping";
         }
+        if (t->answered) { /* too late: the client had its error, and nothing is handed out */
+                t->error = -ETIMEDOUT;
+                t->why = "the token answered only after the deadline; the signature was not handed out";
+                t->rule = NULL;
+        } else if (t->error && daemon_key_failed(d, t->key, t->error, t->why))
+                /* The token went away: say which, and when the next try to re-open it is. */
+                t->why = daemon_key_unavailable(d, t->why_buf, sizeof(t->why_buf)) ?: t->why;
         if (!t->error) {
                 /* Fail closed: the signature leaves only once its record is in the log. */
                 rec.event = t->resigned ? AUDIT_EVENT_RESIGNED : AUDIT_EVENT_SIGNED;
@@ -363,6 +388,30 @@ static void sign_job_done(struct job *j) {
         free(t);
 }
 
+static int on_sign_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct sign_job *t = userdata;
+        struct daemon *d = t->daemon;
+        uint64_t started = __atomic_load_n(&t->started_usec, __ATOMIC_ACQUIRE);
+        char why[512];
+
+        /* Still queued, or started less than the deadline ago: the token had no time yet. */
+        if (!started || usec < started + SIGN_TOKEN_DEADLINE_USEC) {
+                int r = started ? sd_event_source_set_time(src, started + SIGN_TOKEN_DEADLINE_USEC)
+                                : sd_event_source_set_time_relative(src, SIGN_TOKEN_DEADLINE_USEC);
+                return r < 0 ? r : sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        }
+        t->answered = true;
+        snprintf(why, sizeof(why), "it did not answer within %llu s", SIGN_TOKEN_DEADLINE_USEC / 1000000);
+        (void) daemon_key_failed(d, t->key, -ETIMEDOUT, why);
+        log_error("SIGN %s for %s: no answer from the key within %llu s; answering with an error",
+                  t->name ?: "(unnamed)", t->conn->requester, SIGN_TOKEN_DEADLINE_USEC / 1000000);
+        reply_error(t->conn, -ETIMEDOUT, daemon_key_unavailable(d, why, sizeof(why)) ?: "the key did not answer in time",
+                    NULL);
+        /* The job keeps its reference; its late end finds the connection closed. */
+        connection_close(t->conn);
+        return 0;
+}
+
 /* Whether 'path' names the file 'st' describes, reached without following a symlink at its
  * last component; then *ret_path (a copy) and *ret_dir_fd (its directory, for the policy's
  * ownership rule) are set. */
@@ -433,6 +482,13 @@ static void handle_sign(struct connection *c, const struct proto_message *m, int
                 connection_close(c);
                 return;
         }
+        /* No key (its token went away): fail at once, recorded like any failure. */
+        if (daemon_key_unavailable(d, t->why_buf, sizeof(t->why_buf))) {
+                t->error = -ENODEV;
+                t->why = t->why_buf;
+                sign_job_done(&t->job);
+                return;
+        }
         /* ORIGIN=dkms is root's word that DKMS is building: taken, and audited. Its path is
          * believed only when it leads to the very file whose descriptor came along. */
         t->dkms_origin = streq_ptr(origin, "dkms");
@@ -443,7 +499,12 @@ static void handle_sign(struct connection *c, const struct proto_message *m, int
                 t->error = r;
                 t->why = "the daemon is stopping";
                 sign_job_done(&t->job);
+                return;
         }
+        if (daemon_key_on_device(d) &&
+            sd_event_add_time_relative(d->event, &t->deadline, CLOCK_MONOTONIC, SIGN_TOKEN_DEADLINE_USEC, 0,
+                                       on_sign_deadline, t) < 0)
+                t->deadline = NULL; /* without a deadline, the client's own timeout is the bound */
 }
 
 /* --- SCAN: sign the stragglers of a tree; answer when every one was looked at ------------ */
@@ -502,6 +563,14 @@ static void handle_scan(struct connection *c, const struct proto_message *m) {
                 connection_close(c);
                 return;
         }
+        {
+                char why[512];
+                if (daemon_key_unavailable(c->server->daemon, why, sizeof(why))) {
+                        reply_error(c, -ENODEV, why, NULL);
+                        resume_reading(c);
+                        return;
+                }
+        }
         if (kernel) {
                 if (!kernel_installed(kernel)) {
                         reply_error(c, -ENOENT, "no such kernel in /lib/modules", NULL);
@@ -559,6 +628,7 @@ static void handle_status(struct connection *c) {
         json_object_object_add(o, "uptime_seconds", json_object_new_int64((int64_t) ((now - d->start_usec) / 1000000)));
         json_object_object_add(o, "key_fingerprint", json_object_new_string(d->key->fingerprint));
         json_object_object_add(o, "hash", json_object_new_string(d->key->hash));
+        daemon_key_status(d, o);
         json_object_object_add(o, "watched_directories", json_object_new_int((int) watcher_n_watches(d->watcher)));
         json_object_object_add(o, "queued", json_object_new_int((int) workers_queued(d->workers)));
         json_object_object_add(o, "workers", json_object_new_int((int) workers_threads(d->workers)));

@@ -17,7 +17,8 @@ DAEMON_TESTS = \
 	tests/daemon/test-daemon-late-tree.sh \
 	tests/daemon/test-daemon-audit.sh \
 	tests/daemon/test-daemon-provenance.sh \
-	tests/daemon/test-daemon-policy.sh
+	tests/daemon/test-daemon-policy.sh \
+	tests/daemon/test-daemon-token-loss.sh
 
 TESTS += $(DAEMON_TESTS)
 

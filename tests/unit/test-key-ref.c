@@ -10,6 +10,11 @@
 #include "macro.h"
 #include "unit-util.h"
 
+#if HAVE_LIBP11
+#include <libp11.h>
+#include <openssl/err.h>
+#endif
+
 static void check_backend(const char *ref, enum key_backend want, const char *target) {
         struct key_ref r = {};
         const char *why = NULL;
@@ -137,6 +142,36 @@ START_TEST(test_uri_bad) {
 }
 END_TEST
 
+/* A failed signature whose CK_RV says the token or session is gone is -ENODEV; anything else
+ * keeps the caller's error. The queue is emptied either way. */
+START_TEST(test_openssl_error_token_gone) {
+#if HAVE_LIBP11
+        static const unsigned long gone[] = { 0x30 /* DEVICE_ERROR: p11-kit's server killed */, 0x32, 0xb0, 0xb3, 0xe0 };
+        static const unsigned long not_gone[] = { 0xa0 /* PIN_INCORRECT */, 0x68 /* KEY_FUNCTION_NOT_PERMITTED */ };
+
+        ERR_clear_error();
+        ck_assert_int_eq(key_openssl_error(-EIO), -EIO);
+        ERR_raise(ERR_LIB_EVP, 0);
+        ck_assert_int_eq(key_openssl_error(-EIO), -EIO);
+        ck_assert_uint_eq(ERR_peek_error(), 0);
+        for (size_t i = 0; i < ELEMENTSOF(gone); i++) {
+                ERR_raise(ERR_LIB_EVP, 0);
+                ERR_raise(ERR_get_CKR_code(), (int) gone[i]);
+                ERR_raise(ERR_LIB_CMS, 0); /* what the CMS code adds on top */
+                ck_assert_int_eq(key_openssl_error(-EIO), -ENODEV);
+                ck_assert_uint_eq(ERR_peek_error(), 0);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(not_gone); i++) {
+                ERR_raise(ERR_get_CKR_code(), (int) not_gone[i]);
+                ck_assert_int_eq(key_openssl_error(-EIO), -EIO);
+                ck_assert_uint_eq(ERR_peek_error(), 0);
+        }
+#else
+        ck_assert_int_eq(key_openssl_error(-EIO), -EIO);
+#endif
+}
+END_TEST
+
 static Suite *key_ref_suite(void) {
         Suite *s = suite_create("key-ref");
         TCase *tc = tu_tcase("ref");
@@ -150,6 +185,7 @@ static Suite *key_ref_suite(void) {
         tcase_add_test(tc, test_uri_full);
         tcase_add_test(tc, test_uri_minimal);
         tcase_add_test(tc, test_uri_bad);
+        tcase_add_test(tc, test_openssl_error_token_gone);
         suite_add_tcase(s, tc);
         return s;
 }
