@@ -273,6 +273,113 @@ finish:
         return r;
 }
 
+struct modsign_copy_ahead {
+        const struct module_file *m;
+        struct replace out;
+        pthread_t thread;
+        int r;
+};
+
+static void *copy_ahead_thread(void *userdata) {
+        struct modsign_copy_ahead *c = userdata;
+
+        c->r = copy_body(c->m, c->out.fd, c->m->meta.body_len);
+        /* Durable now, while the caller still hashes: the commit's fsync has little left. */
+        if (c->r >= 0 && fdatasync(c->out.fd) < 0)
+                c->r = negative_errno();
+        return NULL;
+}
+
+int modsign_copy_ahead(struct module_file *m, struct modsign_copy_ahead **ret) {
+        struct modsign_copy_ahead *c;
+        int r;
+
+        *ret = NULL;
+        if (m->compression != COMPRESSION_NONE || m->data.fd < 0 || m->meta.n_signatures > 0 ||
+            m->meta.body_len < PARALLEL_MIN)
+                return 0;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->m = m;
+        r = replace_begin(m->dir_fd, m->name, &m->st, &c->out);
+        if (r < 0) {
+                free(c);
+                return r;
+        }
+        r = -pthread_create(&c->thread, NULL, copy_ahead_thread, c);
+        if (r < 0) {
+                replace_abort(&c->out);
+                free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+/* Waits for the copy; returns its outcome. */
+static int copy_ahead_join(struct modsign_copy_ahead *c) {
+        if (c->m) {
+                (void) pthread_join(c->thread, NULL);
+                c->m = NULL;
+        }
+        return c->r;
+}
+
+struct modsign_copy_ahead *modsign_copy_ahead_free(struct modsign_copy_ahead *c) {
+        if (!c)
+                return NULL;
+        (void) copy_ahead_join(c);
+        replace_abort(&c->out);
+        free(c);
+        return NULL;
+}
+
+/* The module's new file from a finished copy: what is left is the signature. Returns 1 when
+ * *ret holds the file with the body written, 0 when there is no usable copy. */
+static int take_copy_ahead(struct module_file *m, const struct modsign_request *req, struct sign_ctx *sign,
+                           struct replace *ret) {
+        struct modsign_copy_ahead *c = req->copy_ahead;
+
+        if (!c || req->dest_name || !sign || c->out.fd < 0 || copy_ahead_join(c) < 0)
+                return 0;
+        /* The digest too: from the gate's pass, or read now (the copy is done either way). */
+        if (!sign_from_digest_cache(m, sign)) {
+                struct pipe_ctx p = { .sign = sign, .out_fd = -EBADF };
+                int r = module_file_for_each_chunk(m, m->meta.body_len, pipe_chunk, &p);
+                if (r < 0)
+                        return r;
+        }
+        if (lseek(c->out.fd, (off_t) m->meta.body_len, SEEK_SET) < 0)
+                return negative_errno();
+        *ret = c->out;
+        c->out = (struct replace) { .fd = -EBADF };
+        return 1;
+}
+
+/* Appends blob and trailer to a file holding the body already. */
+static int write_signature(int out_fd, struct sign_ctx *sign, uint8_t **ret_blob, size_t *ret_blob_len) {
+        _cleanup_free_ uint8_t *blob = NULL;
+        uint8_t trailer[MODULE_SIG_TRAILER_LEN];
+        size_t blob_len;
+        int r;
+
+        r = sign_finish(sign, &blob, &blob_len);
+        if (r < 0)
+                return r;
+        if (blob_len > UINT32_MAX)
+                return -E2BIG;
+        module_sig_trailer_build((uint32_t) blob_len, trailer);
+        r = loop_write(out_fd, blob, blob_len);
+        if (r >= 0)
+                r = loop_write(out_fd, trailer, sizeof(trailer));
+        if (r < 0)
+                return r;
+        *ret_blob = TAKE_PTR(blob);
+        *ret_blob_len = blob_len;
+        return 0;
+}
+
 static int begin_output(struct module_file *m, const struct modsign_request *req, struct replace *ret) {
         if (req && req->dest_name)
                 return replace_begin(req->dest_dir_fd, req->dest_name, NULL, ret);
@@ -343,6 +450,19 @@ int modsign_sign(struct module_file *m, const struct modsign_request *req, enum 
                 return 0;
         }
 
+        r = take_copy_ahead(m, req, sign, &out);
+        if (r > 0) {
+                r = write_signature(out.fd, sign, &blob, &blob_len);
+                if (r < 0) {
+                        replace_abort(&out);
+                        return FAIL(r, r == -ENODEV ? KEY_DEVICE_GONE_WHY : "writing the signed module failed");
+                }
+                goto written;
+        }
+        if (r < 0) {
+                sign_ctx_free(sign);
+                return FAIL(r, "reading the module failed");
+        }
         r = begin_output(m, req, &out);
         if (r < 0) {
                 sign_ctx_free(sign);
@@ -353,6 +473,7 @@ int modsign_sign(struct module_file *m, const struct modsign_request *req, enum 
                 replace_abort(&out);
                 return FAIL(r, r == -ENODEV ? KEY_DEVICE_GONE_WHY : "writing the signed module failed");
         }
+written:
         if (req->on_written) {
                 struct stat st;
 

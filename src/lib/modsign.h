@@ -26,6 +26,19 @@ enum modsign_outcome {
         MODSIGN_DETACHED,   /* signature made, module not written (sign-file -d) */
 };
 
+/* The copy of an unsigned module into its replacement can start before anyone has decided to
+ * sign it: modsign_copy_ahead() copies the body on a second thread into a new unnamed file
+ * beside the module, while the caller checks it (the policy gate hashes it meanwhile, and the
+ * signature then needs no second read: module_file_sha256()). modsign_sign() with .copy_ahead
+ * finishes that file; a module that is not signed after all drops it, unseen. Only for an
+ * uncompressed, unsigned module large enough to gain (else *ret is NULL, and 0 returned). */
+struct modsign_copy_ahead;
+int modsign_copy_ahead(struct module_file *m, struct modsign_copy_ahead **ret);
+struct modsign_copy_ahead *modsign_copy_ahead_free(struct modsign_copy_ahead *c);
+static inline void modsign_copy_ahead_freep(struct modsign_copy_ahead **c) {
+        *c = modsign_copy_ahead_free(*c);
+}
+
 struct modsign_request {
         const struct signer *signer;     /* NULL when raw_sig is given */
         const char *hash;                /* digest name for signer */
@@ -44,6 +57,7 @@ struct modsign_request {
          * renamed into place (the daemon's watcher learns to recognise it) */
         void (*on_written)(const struct stat *st, void *userdata);
         void *userdata;
+        struct modsign_copy_ahead *copy_ahead; /* optional: the body copied already (taken over) */
         uint8_t **ret_sig;               /* optional: receives a copy of the PKCS#7 blob */
         size_t *ret_sig_len;
 };

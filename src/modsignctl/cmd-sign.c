@@ -192,6 +192,7 @@ static void cli_record_done(struct audit_record *rec) {
         free((char *) rec->version);
         free((char *) rec->kernel);
         free((char *) rec->sha256_before);
+        free((char *) rec->sha256_after);
         *rec = (struct audit_record) {};
 }
 
@@ -212,10 +213,13 @@ static int pending_commit(struct pending *p) {
                         p->rec[i].reason = "replacing the module failed";
                         cli_record(p->path[i], &p->rec[i]);
                 } else {
-                        char after[65] = "";
-                        _cleanup_close_ int fd = open(p->path[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                        if (cli_audit && fd >= 0 && digest_fd_sha256(fd, after) >= 0)
-                                p->rec[i].sha256_after = after;
+                        if (cli_audit && !p->rec[i].sha256_after) {
+                                /* recompressed: the digest of what is now in place */
+                                char after[65];
+                                _cleanup_close_ int fd = open(p->path[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                                if (fd >= 0 && digest_fd_sha256(fd, after) >= 0)
+                                        p->rec[i].sha256_after = strdup(after);
+                        }
                         cli_record(p->path[i], &p->rec[i]);
                         if (!arg_global.quiet)
                                 printf("%s\n", p->report[i] ?: p->path[i]);
@@ -238,15 +242,20 @@ static void pending_done(struct pending *p) {
 static int sign_one(struct sign_args *a, const struct signer *signer, bool replace, const char *path,
                     struct pending *p) {
         _cleanup_(module_arg_close) struct module_arg m = { .dir_fd = -EBADF };
+        _cleanup_(modsign_copy_ahead_freep) struct modsign_copy_ahead *ahead = NULL;
+        _cleanup_free_ uint8_t *sig = NULL;
         enum modsign_outcome outcome;
         const char *hash = NULL, *why = NULL;
-        size_t before = p->batch.n;
+        size_t before = p->batch.n, sig_len = 0;
         char *report;
         int r, code;
 
         code = module_arg_open(path, &m);
         if (code != EXIT_OK)
                 return code;
+        /* A large unsigned module is copied while the gate reads it (modsign.h); a refusal
+         * drops the copy unseen. Without it, nothing is lost but time. */
+        (void) modsign_copy_ahead(&m.file, &ahead);
 
         {
                 struct policy_decision d;
@@ -271,7 +280,7 @@ static int sign_one(struct sign_args *a, const struct signer *signer, bool repla
                                 .module = m.file.meta.name,
                                 .version = m.file.meta.version,
                                 .kernel = a->kernel,
-                                .sha256_before = cli_audit && digest_fd_sha256(m.file.fd, digest) >= 0 ? digest : NULL,
+                                .sha256_before = cli_audit && module_file_sha256(&m.file, digest) >= 0 ? digest : NULL,
                                 .rule = d.rule,
                                 .reason = d.reason,
                         };
@@ -293,14 +302,27 @@ static int sign_one(struct sign_args *a, const struct signer *signer, bool repla
                 .existing = replace ? MODSIGN_EXISTING_REPLACE : MODSIGN_EXISTING_REFUSE,
                 .write_module = true,
                 .batch = &p->batch,
+                .copy_ahead = ahead,
+                .ret_sig = &sig,
+                .ret_sig_len = &sig_len,
         };
         r = modsign_sign(&m.file, &req, &outcome, &why);
         struct audit_record rec = { .event = AUDIT_EVENT_SIGNED };
         if (cli_audit && (r < 0 || outcome != MODSIGN_UNCHANGED)) {
                 char digest[65];
                 _cleanup_free_ char *release = NULL;
-                if (digest_fd_sha256(m.file.fd, digest) >= 0)
+                if (module_file_sha256(&m.file, digest) >= 0)
                         rec.sha256_before = strdup(digest);
+                if (r >= 0 && sig && m.file.compression == COMPRESSION_NONE) {
+                        /* the result is the body we hashed, the signature and its trailer */
+                        _cleanup_free_ uint8_t *tail = malloc(sig_len + MODULE_SIG_TRAILER_LEN);
+                        if (tail) {
+                                memcpy(tail, sig, sig_len);
+                                module_sig_trailer_build((uint32_t) sig_len, tail + sig_len);
+                                if (module_file_sha256_with(&m.file, tail, sig_len + MODULE_SIG_TRAILER_LEN, digest) >= 0)
+                                        rec.sha256_after = strdup(digest);
+                        }
+                }
                 rec.module = m.file.meta.name ? strdup(m.file.meta.name) : NULL;
                 rec.version = m.file.meta.version ? strdup(m.file.meta.version) : NULL;
                 if (a->kernel || module_vermagic_release(m.file.meta.vermagic, &release) >= 0)

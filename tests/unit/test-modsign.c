@@ -551,6 +551,76 @@ START_TEST(test_sign_from_digest_cache) {
 }
 END_TEST
 
+/* The body copied on a second thread while the caller looks at the module (the gate): the
+ * result is the same, with the digest cached (sha256) or read afterwards (sha512); a copy
+ * nobody signs with leaves nothing behind. */
+START_TEST(test_copy_ahead) {
+        static const char *const hashes[] = { "sha256", "sha512", NULL };
+        struct tmod t;
+        _cleanup_free_ uint8_t *big = NULL;
+        size_t big_len;
+
+        tmod_init(&t, COMPRESSION_NONE);
+        big = tu_module_new(TU_MODINFO, TU_MODINFO_LEN, (2U << 20) + 777, &big_len);
+        tmod_put(&t, big, big_len);
+        free(t.plain);
+        t.plain = TAKE_PTR(big);
+        t.plain_len = big_len;
+
+        for (size_t i = 0; i <= 2; i++) {
+                struct module_file m;
+                struct modsign_copy_ahead *ahead = NULL;
+                enum modsign_outcome outcome;
+                uint8_t *oracle, *want;
+                size_t oracle_len, want_len;
+                char digest[65];
+                _cleanup_free_ char *listing = NULL;
+
+                tmod_put(&t, t.plain, t.plain_len); /* unsigned again */
+                tmod_open(&t, &m);
+                ck_assert_int_eq(modsign_copy_ahead(&m, &ahead), 0);
+                ck_assert_ptr_nonnull(ahead);
+                if (!hashes[i]) {
+                        /* refused after all: dropped, the module untouched, no file left */
+                        ahead = modsign_copy_ahead_free(ahead);
+                        module_file_close(&m);
+                        assert_file_is(t.path, t.plain, t.plain_len);
+                        listing = tu_dir_listing(t.dir);
+                        ck_assert_str_eq(listing, "foo.ko");
+                        continue;
+                }
+                if (i == 0)
+                        ck_assert_int_eq(module_file_sha256(&m, digest), 0); /* as the gate does */
+                struct modsign_request req = { .signer = signer1, .hash = hashes[i], .write_module = true,
+                                               .threads = 1, .dest_dir_fd = -1, .copy_ahead = ahead };
+                ck_assert_int_eq(modsign_sign(&m, &req, &outcome, NULL), 0);
+                ck_assert_int_eq(outcome, MODSIGN_SIGNED);
+                ahead = modsign_copy_ahead_free(ahead);
+                module_file_close(&m);
+
+                oracle = tu_sign_file_oracle(key1, cert1, hashes[i], false, t.plain, t.plain_len, &oracle_len);
+                want = signed_image(t.plain, t.plain_len, oracle, oracle_len, &want_len);
+                assert_file_is(t.path, want, want_len);
+                listing = tu_dir_listing(t.dir);
+                ck_assert_str_eq(listing, "foo.ko");
+                free(oracle);
+                free(want);
+        }
+        {
+                /* only for unsigned, uncompressed modules of 1 MiB or more */
+                struct module_file m;
+                struct modsign_copy_ahead *ahead = (struct modsign_copy_ahead *) 1;
+
+                tmod_sign_ok(&t, signer1, "sha256", MODSIGN_EXISTING_REFUSE, MODSIGN_SIGNED);
+                tmod_open(&t, &m); /* signed now */
+                ck_assert_int_eq(modsign_copy_ahead(&m, &ahead), 0);
+                ck_assert_ptr_null(ahead);
+                module_file_close(&m);
+        }
+        tmod_done(&t);
+}
+END_TEST
+
 START_TEST(test_changed_while_signing) {
         /* The module changes between open and commit: -ESTALE, and the new version stays. */
         struct tmod t;
@@ -1003,6 +1073,7 @@ static Suite *modsign_suite(void) {
         tcase_add_test(tc, test_sign_large);
         tcase_add_test(tc, test_changed_while_signing);
         tcase_add_test(tc, test_sign_from_digest_cache);
+        tcase_add_test(tc, test_copy_ahead);
         tcase_add_test(tc, test_replace_stacked);
         tcase_add_test(tc, test_resign_own_tampered);
         tcase_add_test(tc, test_resign_own_stacked);
