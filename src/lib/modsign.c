@@ -154,45 +154,9 @@ static void *hash_thread(void *userdata) {
         return NULL;
 }
 
-/* Copies the first len bytes of the module to out_fd: with copy_file_range() where the kernel
- * can, else (another file system, an old kernel) through a buffer. */
+/* Copies the module's first len bytes to out_fd, in the kernel where it can. */
 static int copy_body(const struct module_file *m, int out_fd, uint64_t len) {
-        struct pipe_ctx p = { .out_fd = out_fd };
-        _cleanup_free_ uint8_t *buf = NULL;
-        loff_t off = 0;
-        bool in_kernel = true;
-
-        while ((uint64_t) off < len) {
-                size_t want = (size_t) MIN(len - (uint64_t) off, (uint64_t) WRITEBACK_STEP);
-                ssize_t n;
-
-                if (in_kernel) {
-                        n = copy_file_range(m->data.fd, &off, out_fd, NULL, want, 0);
-                        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
-                                in_kernel = false;
-                                continue;
-                        }
-                } else {
-                        if (!buf && !(buf = malloc(WRITEBACK_STEP)))
-                                return -ENOMEM;
-                        n = pread(m->data.fd, buf, want, off);
-                        if (n > 0) {
-                                int r = loop_write(out_fd, buf, (size_t) n);
-                                if (r < 0)
-                                        return r;
-                                off += n;
-                        }
-                }
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        return -EBADMSG; /* shorter than it was when we parsed it */
-                start_writeback(&p);
-        }
-        return 0;
+        return copy_fd_prefix(m->data.fd, out_fd, len);
 }
 
 /* True when the module was hashed already (module_file_sha256()) with the digest the

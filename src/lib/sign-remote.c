@@ -16,29 +16,6 @@
 #include "replace.h"
 #include "sign-remote.h"
 
-static int copy_range(int in_fd, int out_fd, uint64_t len) {
-        uint8_t buf[128 * 1024];
-        uint64_t off = 0;
-
-        while (off < len) {
-                size_t want = (size_t) MIN((uint64_t) sizeof(buf), len - off);
-                ssize_t n = pread(in_fd, buf, want, (off_t) off);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        return -EBADMSG; /* shorter than the daemon read it: it changed */
-                int r = loop_write(out_fd, buf, (size_t) n);
-                if (r < 0)
-                        return r;
-                off += (uint64_t) n;
-        }
-        return 0;
-}
-
 /* The trailer must be one well-formed signature: PKCS#7 of sig_len bytes, module_signature
  * saying so, and the magic. Anything else is not appended. */
 static int check_trailer(const uint8_t *t, size_t len) {
@@ -58,7 +35,7 @@ static int write_signed(int dir_fd, const char *name, int module_fd, const struc
         r = replace_begin(dir_fd, name, st, &out);
         if (r < 0)
                 return r;
-        r = copy_range(module_fd, out.fd, body_len);
+        r = copy_fd_prefix(module_fd, out.fd, body_len);
         if (r >= 0)
                 r = loop_write(out.fd, trailer, trailer_len);
         if (r >= 0)

@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -78,5 +79,48 @@ int read_full_fd(int fd, size_t limit, char **ret, size_t *ret_len) {
         *ret = TAKE_PTR(buf);
         if (ret_len)
                 *ret_len = size;
+        return 0;
+}
+
+#define COPY_STEP ((size_t) 8 << 20)
+
+int copy_fd_prefix(int in_fd, int out_fd, uint64_t len) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        off_t start = lseek(out_fd, 0, SEEK_CUR);
+        loff_t off = 0;
+        bool in_kernel = true;
+
+        while ((uint64_t) off < len) {
+                size_t want = (size_t) MIN(len - (uint64_t) off, (uint64_t) COPY_STEP);
+                ssize_t n;
+
+                if (in_kernel) {
+                        n = copy_file_range(in_fd, &off, out_fd, NULL, want, 0);
+                        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+                                in_kernel = false; /* another file system, or an old kernel */
+                                continue;
+                        }
+                } else {
+                        if (!buf && !(buf = malloc(COPY_STEP)))
+                                return -ENOMEM;
+                        n = pread(in_fd, buf, want, off);
+                        if (n > 0) {
+                                int r = loop_write(out_fd, buf, (size_t) n);
+                                if (r < 0)
+                                        return r;
+                                off += n;
+                        }
+                }
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        return -EBADMSG; /* shorter than it said */
+                /* Start writing out what is copied, without waiting. */
+                if (start >= 0)
+                        (void) sync_file_range(out_fd, start + (off_t) off - n, n, SYNC_FILE_RANGE_WRITE);
+        }
         return 0;
 }
