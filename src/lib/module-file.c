@@ -177,20 +177,26 @@ int module_file_sha256(struct module_file *m, char ret[65]) {
         return 0;
 }
 
-int module_file_sha256_with(struct module_file *m, const void *extra, size_t extra_len, char ret[65]) {
+int module_file_sha256_signed(struct module_file *m, const uint8_t *sig, size_t sig_len, char ret[65]) {
+        _cleanup_free_ uint8_t *tail = NULL;
         char whole[65];
         int r;
 
-        if (m->compression != COMPRESSION_NONE)
+        if (m->compression != COMPRESSION_NONE || sig_len > UINT32_MAX)
                 return -EOPNOTSUPP;
         if (!m->body_sha256) {
                 r = module_file_sha256(m, whole);
                 if (r < 0)
                         return r;
+                if (!m->body_sha256)
+                        return -EIO;
         }
-        if (!m->body_sha256)
-                return -EIO;
-        return digest_sha256_state_hex(m->body_sha256, extra, extra_len, ret);
+        tail = malloc(sig_len + MODULE_SIG_TRAILER_LEN);
+        if (!tail)
+                return -ENOMEM;
+        memcpy(tail, sig, sig_len);
+        module_sig_trailer_build((uint32_t) sig_len, tail + sig_len);
+        return digest_sha256_state_hex(m->body_sha256, tail, sig_len + MODULE_SIG_TRAILER_LEN, ret);
 }
 
 int module_file_for_each_chunk(const struct module_file *m, uint64_t len,

@@ -43,9 +43,10 @@ void module_file_close(struct module_file *m);
 
 /* The SHA-256 of the file as it is on disk, as lowercase hex; read once, then remembered. */
 int module_file_sha256(struct module_file *m, char ret[65]);
-/* The SHA-256 of the module's body followed by 'extra': the file as it will be once a
- * signature (extra) is appended to the unsigned body. Only for an uncompressed module. */
-int module_file_sha256_with(struct module_file *m, const void *extra, size_t extra_len, char ret[65]);
+/* The SHA-256 of the module as it is once the signature 'sig' (and its trailer) follows its
+ * body: of what modsign_sign() wrote, or what a client of the daemon writes. Only for an
+ * uncompressed module (-EOPNOTSUPP otherwise); costs no read when the file was hashed. */
+int module_file_sha256_signed(struct module_file *m, const uint8_t *sig, size_t sig_len, char ret[65]);
 
 /* Calls fn on the bytes [0, len) of the (decompressed) module in order, in pieces. */
 int module_file_for_each_chunk(const struct module_file *m, uint64_t len,

@@ -313,16 +313,8 @@ static int sign_one(struct sign_args *a, const struct signer *signer, bool repla
                 _cleanup_free_ char *release = NULL;
                 if (module_file_sha256(&m.file, digest) >= 0)
                         rec.sha256_before = strdup(digest);
-                if (r >= 0 && sig && m.file.compression == COMPRESSION_NONE) {
-                        /* the result is the body we hashed, the signature and its trailer */
-                        _cleanup_free_ uint8_t *tail = malloc(sig_len + MODULE_SIG_TRAILER_LEN);
-                        if (tail) {
-                                memcpy(tail, sig, sig_len);
-                                module_sig_trailer_build((uint32_t) sig_len, tail + sig_len);
-                                if (module_file_sha256_with(&m.file, tail, sig_len + MODULE_SIG_TRAILER_LEN, digest) >= 0)
-                                        rec.sha256_after = strdup(digest);
-                        }
-                }
+                if (r >= 0 && sig && module_file_sha256_signed(&m.file, sig, sig_len, digest) >= 0)
+                        rec.sha256_after = strdup(digest); /* what was written: no second read */
                 rec.module = m.file.meta.name ? strdup(m.file.meta.name) : NULL;
                 rec.version = m.file.meta.version ? strdup(m.file.meta.version) : NULL;
                 if (a->kernel || module_vermagic_release(m.file.meta.vermagic, &release) >= 0)

@@ -107,17 +107,8 @@ static int record_and_commit(struct tree_job *t, struct replace_batch *batch, co
 
         /* An uncompressed result is the body we hashed, the signature and its trailer: its
          * digest needs no second read. A recompressed one is read back. */
-        if (t->m->compression == COMPRESSION_NONE && t->blob) {
-                uint8_t trailer[MODULE_SIG_TRAILER_LEN];
-                _cleanup_free_ uint8_t *tail = malloc(t->blob_len + sizeof(trailer));
-
-                module_sig_trailer_build((uint32_t) t->blob_len, trailer);
-                if (tail) {
-                        memcpy(tail, t->blob, t->blob_len);
-                        memcpy(tail + t->blob_len, trailer, sizeof(trailer));
-                        (void) module_file_sha256_with(t->m, tail, t->blob_len + sizeof(trailer), t->sha256);
-                }
-        }
+        if (t->blob)
+                (void) module_file_sha256_signed(t->m, t->blob, t->blob_len, t->sha256);
         if (!t->sha256[0]) {
                 /* The replacement's own descriptor is write-only: read it through /proc. */
                 _cleanup_close_ int fd = -EBADF;

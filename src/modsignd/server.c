@@ -248,8 +248,8 @@ static void sign_job_run(struct job *j) {
         }
         t->body_len = m.meta.body_len;
         t->resigned = m.meta.n_signatures > 0;
-        {
-                /* What the client will have once it appends what we send back. */
+        /* What the client will have once it appends what we send back. */
+        if (module_file_sha256_signed(&m, t->blob, t->blob_len, t->sha256_after) < 0) {
                 uint8_t trailer[MODULE_SIG_TRAILER_LEN];
                 _cleanup_free_ uint8_t *all = malloc(t->blob_len + sizeof(trailer));
 
@@ -257,8 +257,7 @@ static void sign_job_run(struct job *j) {
                 if (all) {
                         memcpy(all, t->blob, t->blob_len);
                         memcpy(all + t->blob_len, trailer, sizeof(trailer));
-                        if (module_file_sha256_with(&m, all, t->blob_len + sizeof(trailer), t->sha256_after) < 0)
-                                (void) digest_fd_prefix_sha256(m.fd, t->body_len, all, t->blob_len + sizeof(trailer), t->sha256_after);
+                        (void) digest_fd_prefix_sha256(m.fd, t->body_len, all, t->blob_len + sizeof(trailer), t->sha256_after);
                 }
         }
 out:
