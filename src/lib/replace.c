@@ -153,6 +153,19 @@ static int commit_publish(struct replace *r) {
         k = check_unchanged(r);
         if (k < 0)
                 return k;
+        if (!r->tmp_name && !r->have_orig) {
+                /* A new name, most likely free: the O_TMPFILE takes it at once, no rename. */
+                char proc[64];
+
+                snprintf(proc, sizeof(proc), "/proc/self/fd/%d", r->fd);
+                if (linkat(AT_FDCWD, proc, r->dir_fd, r->name, AT_SYMLINK_FOLLOW) >= 0)
+                        return 0;
+                if (errno != EEXIST)
+                        return negative_errno();
+                k = check_unchanged(r); /* taken meanwhile: replaced only if a regular file */
+                if (k < 0)
+                        return k;
+        }
         if (!r->tmp_name) { /* an O_TMPFILE still without a name */
                 k = link_tmpfile(r);
                 if (k < 0)
