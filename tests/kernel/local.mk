@@ -15,6 +15,7 @@ TESTS += tests/kernel/run-tpm2-kernel-test.sh
 
 EXTRA_DIST += \
 	tests/kernel/run-kernel-test.sh \
+	tests/kernel/lib.sh \
 	tests/kernel/build-kernel.sh \
 	tests/kernel/finit.c \
 	tests/kernel/run-keygen-kernel-test.sh \

@@ -22,101 +22,29 @@ set -eu
 
 me=kernel-test
 here=$(cd "$(dirname "$0")" && pwd)
-srcdir=${srcdir:-$(cd "$here/../.." && pwd)}
-MODSIGNCTL=${MODSIGNCTL:-$PWD/modsignctl}
-KERNEL_CACHE=${KERNEL_CACHE:-$PWD/tests/kernel/cache}
-QEMU=${QEMU:-qemu-system-x86_64}
-QEMU_TIMEOUT=${QEMU_TIMEOUT:-120}
-BUSYBOX=${BUSYBOX:-/bin/busybox}
-SIGN_FILE=${SIGN_FILE:-/usr/lib/linux-kbuild-6.1/scripts/sign-file}
-LINUX_SOURCE=${LINUX_SOURCE:-/usr/src/linux-source-6.1.tar.xz}
-export LINUX_SOURCE
-
-# Our own files: found through srcdir (automake), else next to this script.
-tdir=
-for d in "$srcdir/tests/kernel" "$srcdir/kernel" "$srcdir" "$here"; do
-	if [ -f "$d/finit.c" ] && [ -f "$d/module/mst_hello.c" ]; then
-		tdir=$(cd "$d" && pwd)
-		break
-	fi
-done
-if [ -z "$tdir" ]; then
-	echo "$me: cannot find finit.c and module/ (srcdir=$srcdir)" >&2
-	exit 1
-fi
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$here/lib.sh"
+kt_find_tdir finit.c module/mst_hello.c
 
 # ---------------------------------------------------------------- prerequisites
-if ! command -v "$QEMU" >/dev/null 2>&1; then
-	echo "$me: SKIP: $QEMU not found (apt-get install qemu-system-x86)"
-	exit 77
-fi
-if [ ! -f "$LINUX_SOURCE" ]; then
-	echo "$me: SKIP: $LINUX_SOURCE not found (apt-get install linux-source-6.1)"
-	exit 77
-fi
-missing=
-for t in gcc make cpio gzip xz openssl od dd timeout; do
-	command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
-done
-[ -x "$BUSYBOX" ] || missing="$missing $BUSYBOX(busybox-static)"
-[ -x "$SIGN_FILE" ] || missing="$missing $SIGN_FILE(linux-kbuild-6.1)"
-if [ -n "$missing" ]; then
-	echo "$me: FAIL: missing tools:$missing" >&2
-	exit 1
-fi
-if ldd "$BUSYBOX" >/dev/null 2>&1; then
-	echo "$me: FAIL: $BUSYBOX is dynamically linked (apt-get install busybox-static)" >&2
-	exit 1
-fi
-if [ ! -x "$MODSIGNCTL" ]; then
-	echo "$me: FAIL: MODSIGNCTL=$MODSIGNCTL is not an executable" >&2
-	exit 1
-fi
-
-# The kernel's build system must not see the make variables of an outer
-# `make check`.
-unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/modsignd-kernel-test.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+kt_require gcc make cpio gzip xz openssl od dd timeout
+[ -x "$SIGN_FILE" ] || die "missing tools: $SIGN_FILE(linux-kbuild-6.1)"
+kt_workdir kernel-test
 serial_keep=${KERNEL_TEST_LOG:-$KERNEL_CACHE/serial.log}
-
-die() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-
 t0=$(date +%s)
 
 # ---------------------------------------------------------------- kernel
-# The kernel tests run side by side under make -j: one builds the shared cache, the others
-# wait for it (flock), then find it built.
-mkdir -p "$KERNEL_CACHE"
-flock "$KERNEL_CACHE/.build-lock" "$tdir/build-kernel.sh" "$KERNEL_CACHE" || die "build-kernel.sh failed"
-KSRC=$KERNEL_CACHE/src
-K=$KERNEL_CACHE/keys
-[ -f "$KERNEL_CACHE/bzImage" ] || die "no $KERNEL_CACHE/bzImage"
+kt_kernel
 
 # ---------------------------------------------------------------- modules
 echo "$me: building test modules and finit"
-mkdir -p "$work/module"
-cp "$tdir/module/Kbuild" "$tdir/module/"*.c "$tdir/module/"*.S "$work/module/"
-make -C "$KSRC" M="$work/module" modules >"$work/modules.log" 2>&1 || {
-	cat "$work/modules.log" >&2
-	die "building the test modules"
-}
+kt_modules
 H=$work/module/mst_hello.ko
 B=$work/module/mst_big.ko
 if [ ! -f "$H" ] || [ ! -f "$B" ]; then
 	die "test modules not built"
 fi
-
-root=$work/root
-V=$root/v
-mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$V"
-gcc -static -O2 -Wall -o "$root/finit" "$tdir/finit.c" ||
-	die "building finit.c"
-cp "$BUSYBOX" "$root/bin/busybox"
+kt_root
 
 # ---------------------------------------------------------------- variants
 echo "$me: making the module variants with MODSIGNCTL=$MODSIGNCTL"
@@ -160,15 +88,6 @@ xz_blocks() {
 	xz --robot --list "$1" | awk -F'\t' '$1 == "file" { print $3 }'
 }
 
-# flip_byte FILE OFFSET: invert one byte in place
-flip_byte() {
-	local b
-	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' \n')
-	# shellcheck disable=SC2059
-	printf "\\$(printf '%03o' $((b ^ 255)))" |
-		dd of="$1" bs=1 seek="$2" count=1 conv=notrunc status=none
-}
-
 # recompress_multiblock IN.xz OUT.xz: same content, 3 MiB xz blocks
 # shellcheck disable=SC2317 # called through tool()
 recompress_multiblock() {
@@ -181,18 +100,10 @@ recompress_multiblock() {
 # sid_kind FILE: how the PKCS#7 appended to module FILE names its signer:
 # "skid" (subjectKeyIdentifier, --keyid) or "issuer+serial".
 sid_kind() {
-	local f=$1 size sl
-	size=$(stat -c %s "$f")
-	[ "$(tail -c 28 "$f")" = "~Module signature appended~" ] || {
+	module_sig "$1" "$work/sid.p7" || {
 		echo "unsigned"
 		return 0
 	}
-	# struct module_signature ends with the big-endian sig_len
-	# shellcheck disable=SC2046
-	set -- $(od -An -tu1 -j $((size - 28 - 4)) -N4 "$f")
-	sl=$((($1 << 24) | ($2 << 16) | ($3 << 8) | $4))
-	dd if="$f" bs=1 skip=$((size - 28 - 12 - sl)) count="$sl" status=none \
-		>"$work/sid.p7"
 	openssl cms -cmsout -print -inform DER -in "$work/sid.p7" \
 		>"$work/sid.txt" 2>&1 || true
 	if grep -q 'd.subjectKeyIdentifier:' "$work/sid.txt"; then
@@ -301,14 +212,10 @@ awk '$2 != "static" { print $1, $2 }' "$work/expect" | while read -r f mode; do
 	[ -f "$V/$f" ] && echo "$f $mode"
 done >"$V/list" || true
 
-cat >"$root/init" <<'EOF'
-#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
+{
+	kt_guest_prologue
+	cat <<'EOF'
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-dmesg -n 1
 echo "MST-BEGIN $(uname -r)"
 while read -r f mode; do
 	if [ "$mode" = compressed ]; then
@@ -323,61 +230,23 @@ dmesg
 echo "----- end of kernel log -----"
 reboot -f
 EOF
-chmod 755 "$root/init" "$root/finit"
-(cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet) | gzip -1 >"$work/initrd.gz"
+} >"$root/init"
 
 # ---------------------------------------------------------------- boot
-echo "$me: booting the test kernel under qemu (TCG, timeout ${QEMU_TIMEOUT}s)"
-tb=$(date +%s)
-qrc=0
-timeout "$QEMU_TIMEOUT" "$QEMU" -m 256 -nographic -no-reboot \
-	-kernel "$KERNEL_CACHE/bzImage" -initrd "$work/initrd.gz" \
-	-append "console=ttyS0 panic=-1 oops=panic" \
-	</dev/null >"$work/serial.raw" 2>&1 || qrc=$?
-te=$(date +%s)
-tr -d '\r' <"$work/serial.raw" >"$work/serial.log"
+kt_boot
 mkdir -p "$(dirname "$serial_keep")"
 cp "$work/serial.log" "$serial_keep"
-echo "$me: qemu exited with $qrc after $((te - tb)) s; serial log: $serial_keep"
+echo "$me: serial log: $serial_keep"
 
 # ---------------------------------------------------------------- verdict
-fails=0
-passes=0
-printf '\n%-28s %-18s %-18s %s\n' LABEL EXPECTED GOT VERDICT
-printf '%-28s %-18s %-18s %s\n' ----- -------- --- -------
-while read -r label mode expected; do
-	if [ "$mode" = static ]; then
-		got=$(awk -v l="$label" '$1 == l { print $2; exit }' "$work/static")
-	elif grep -qxF "$label" "$work/toolfail"; then
-		got="(not made)"
-	else
-		got=$(awk -v l="$label" '$1 == "RESULT" && $2 == l {
-			$1 = ""; $2 = ""; sub(/^ +/, ""); print; exit }' "$work/serial.log")
-		[ -n "$got" ] || got="(missing)"
-	fi
-	if [ "$got" = "$expected" ]; then
-		verdict=pass
-		passes=$((passes + 1))
-	else
-		verdict=FAIL
-		fails=$((fails + 1))
-	fi
-	printf '%-28s %-18s %-18s %s\n' "$label" "$expected" "$got" "$verdict"
-done <"$work/expect"
-echo
+kt_table 28 18
 
 if [ -n "$big_blocks" ]; then
 	echo "$me: big-rsa2048-sha256.ko.xz as signed by modsignctl has $big_blocks xz block(s)"
 	[ "$big_blocks" -ge 2 ] ||
 		echo "$me: WARNING: modsignctl wrote a single-block .ko.xz; multi-block decoding is covered by big-recompressed.ko.xz only"
 fi
-if ! grep -q '^MST-END' "$work/serial.log"; then
-	echo "$me: the guest did not finish its run (qemu exit $qrc)"
-	fails=$((fails + 1))
-fi
-
-t1=$(date +%s)
-echo "$me: $passes passed, $fails failed ($((t1 - t0)) s)"
+kt_summary "$t0"
 if [ "$fails" -ne 0 ]; then
 	echo "$me: FAIL; last lines of the serial log ($serial_keep):"
 	tail -n 60 "$work/serial.log" | sed 's/^/    | /'

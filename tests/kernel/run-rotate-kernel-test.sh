@@ -19,74 +19,21 @@ set -eu
 
 me=rotate-kernel-test
 here=$(cd "$(dirname "$0")" && pwd)
-srcdir=${srcdir:-$(cd "$here/../.." && pwd)}
-MODSIGNCTL=${MODSIGNCTL:-$PWD/modsignctl}
-KERNEL_CACHE=${KERNEL_CACHE:-$PWD/tests/kernel/cache}
-QEMU=${QEMU:-qemu-system-x86_64}
-QEMU_TIMEOUT=${QEMU_TIMEOUT:-120}
-BUSYBOX=${BUSYBOX:-/bin/busybox}
-LINUX_SOURCE=${LINUX_SOURCE:-/usr/src/linux-source-6.1.tar.xz}
-export LINUX_SOURCE
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$here/lib.sh"
+kt_find_tdir finit.c module/mst_hello.c
 
-tdir=
-for d in "$srcdir/tests/kernel" "$here"; do
-	if [ -f "$d/finit.c" ] && [ -f "$d/module/mst_hello.c" ]; then
-		tdir=$(cd "$d" && pwd)
-		break
-	fi
-done
-[ -n "$tdir" ] || {
-	echo "$me: cannot find finit.c and module/ (srcdir=$srcdir)" >&2
-	exit 1
-}
+kt_require gcc make cpio gzip openssl timeout xz modinfo cmp
 
-if ! command -v "$QEMU" >/dev/null 2>&1; then
-	echo "$me: SKIP: $QEMU not found (apt-get install qemu-system-x86)"
-	exit 77
-fi
-if [ ! -f "$LINUX_SOURCE" ]; then
-	echo "$me: SKIP: $LINUX_SOURCE not found (apt-get install linux-source-6.1)"
-	exit 77
-fi
-for t in gcc make cpio gzip openssl timeout xz modinfo cmp; do
-	command -v "$t" >/dev/null 2>&1 || {
-		echo "$me: FAIL: missing tool $t" >&2
-		exit 1
-	}
-done
-[ -x "$BUSYBOX" ] || {
-	echo "$me: FAIL: $BUSYBOX missing (busybox-static)" >&2
-	exit 1
-}
-[ -x "$MODSIGNCTL" ] || {
-	echo "$me: FAIL: MODSIGNCTL=$MODSIGNCTL is not an executable" >&2
-	exit 1
-}
-unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
+kt_workdir rotate-kernel
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/modsignd-rotate-kernel.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-die() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
-
-# The kernel tests run side by side under make -j: one builds the shared cache, the others
-# wait for it (flock), then find it built.
-mkdir -p "$KERNEL_CACHE"
-flock "$KERNEL_CACHE/.build-lock" "$tdir/build-kernel.sh" "$KERNEL_CACHE" || die "build-kernel.sh failed"
-K=$KERNEL_CACHE/keys
-for k in rsa2048 rsa4096; do
-	{ [ -f "$K/$k.key" ] && [ -f "$K/$k.crt" ]; } || die "no built-in test key $k in $K"
-done
-[ -f "$KERNEL_CACHE/bzImage" ] || die "no bzImage in $KERNEL_CACHE"
+kt_kernel rsa2048 rsa4096
 
 echo "$me: building mst_hello and finit"
 mkdir -p "$work/module"
 cp "$tdir/module/mst_hello.c" "$work/module/"
 echo 'obj-m := mst_hello.o' >"$work/module/Kbuild"
-make -C "$KERNEL_CACHE/src" M="$work/module" modules >"$work/modules.log" 2>&1 ||
-	die "building the test module: $(tail -n 20 "$work/modules.log")"
+kt_kbuild "$work/module"
 kver=$(modinfo -F vermagic "$work/module/mst_hello.ko" | cut -d' ' -f1)
 
 # The scratch machine; key files copied (rotate retires the old one by renaming it).
@@ -134,10 +81,7 @@ cmp -s "$work/untrusted.before" "$lm/updates/untrusted.ko" || die "rotate touche
 [ -f "$m/etc/modsignd/old.key.retired" ] || die "the old key was not retired"
 echo "$me: ok: ${#old_mods[@]} modules re-signed with rsa4096 on the host side; the other key's module untouched"
 
-root=$work/root
-mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/v"
-gcc -static -O2 -Wall -o "$root/finit" "$tdir/finit.c" || die "building finit.c"
-cp "$BUSYBOX" "$root/bin/busybox"
+kt_root
 loads=
 for f in "${old_mods[@]}" "$lm/updates/untrusted.ko"; do
 	cp "$f" "$root/v/"
@@ -147,36 +91,15 @@ for f in "${old_mods[@]}" "$lm/updates/untrusted.ko"; do
 	esac
 done
 {
-	printf '#!/bin/busybox sh\n/bin/busybox --install -s /bin\nexport PATH=/bin\n'
+	kt_guest_prologue
 	# shellcheck disable=SC2016 # $(uname -r) runs in the guest
-	printf 'mount -t proc proc /proc\nmount -t sysfs sysfs /sys\ndmesg -n 1\necho "MST-BEGIN $(uname -r)"\n'
+	printf 'echo "MST-BEGIN $(uname -r)"\n'
 	printf '%s' "$loads"
 	printf 'echo MST-END\nreboot -f\n'
 } >"$root/init"
-chmod 755 "$root/init"
-(cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet) | gzip -1 >"$work/initrd.gz"
+kt_boot
+kt_guest_output
 
-echo "$me: booting the test kernel under qemu"
-qrc=0
-timeout "$QEMU_TIMEOUT" "$QEMU" -m 256 -nographic -no-reboot \
-	-kernel "$KERNEL_CACHE/bzImage" -initrd "$work/initrd.gz" \
-	-append "console=ttyS0 panic=-1 oops=panic" </dev/null >"$work/serial.raw" 2>&1 || qrc=$?
-tr -d '\r' <"$work/serial.raw" >"$work/serial.log"
-grep -q '^MST-END' "$work/serial.log" || {
-	tail -n 40 "$work/serial.log" >&2
-	die "the guest did not finish (qemu exit $qrc)"
-}
-sed -n '/^MST-BEGIN/,/^MST-END/p' "$work/serial.log"
-
-fails=0
-expect() {
-	if grep -qx "$1" "$work/serial.log"; then
-		echo "$me: ok: $1"
-	else
-		echo "$me: FAIL: expected '$1'" >&2
-		fails=$((fails + 1))
-	fi
-}
 for f in "${old_mods[@]}"; do
 	expect "RESULT $(basename "$f") OK"
 done

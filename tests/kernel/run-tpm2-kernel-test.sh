@@ -37,35 +37,12 @@ set -eu
 
 me=tpm2-kernel-test
 here=$(cd "$(dirname "$0")" && pwd)
-srcdir=${srcdir:-$(cd "$here/../.." && pwd)}
-MODSIGNCTL=${MODSIGNCTL:-$PWD/modsignctl}
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$here/lib.sh"
 MODSIGND=${MODSIGND:-$PWD/modsignd}
-KERNEL_CACHE=${KERNEL_CACHE:-$PWD/tests/kernel/cache}
-QEMU=${QEMU:-qemu-system-x86_64}
-QEMU_TIMEOUT=${QEMU_TIMEOUT:-120}
-BUSYBOX=${BUSYBOX:-/bin/busybox}
-LINUX_SOURCE=${LINUX_SOURCE:-/usr/src/linux-source-6.1.tar.xz}
-export LINUX_SOURCE
-
-tdir=
-for d in "$srcdir/tests/kernel" "$here"; do
-	if [ -f "$d/addkey.c" ] && [ -f "$d/finit.c" ] && [ -f "$d/module/mst_hello.c" ]; then
-		tdir=$(cd "$d" && pwd)
-		break
-	fi
-done
-[ -n "$tdir" ] || {
-	echo "$me: cannot find addkey.c, finit.c and module/ (srcdir=$srcdir)" >&2
-	exit 1
-}
+kt_find_tdir addkey.c finit.c module/mst_hello.c
 
 # ---------------------------------------------------------------- prerequisites
-skip() {
-	echo "$me: SKIP: $*"
-	exit 77
-}
-command -v "$QEMU" >/dev/null 2>&1 || skip "$QEMU not found (apt-get install qemu-system-x86)"
-[ -f "$LINUX_SOURCE" ] || skip "$LINUX_SOURCE not found (apt-get install linux-source-6.1)"
 command -v swtpm >/dev/null 2>&1 || skip "swtpm not found (apt-get install swtpm)"
 for t in tpm2_createprimary tpm2_create tpm2_load tpm2_evictcontrol tpm2_flushcontext; do
 	command -v "$t" >/dev/null 2>&1 || skip "$t not found (apt-get install tpm2-tools)"
@@ -74,23 +51,9 @@ done
 	skip "the tpm2 OpenSSL provider is not installed (apt-get install tpm2-openssl)"
 [ -n "$(find /usr/lib -name 'libtss2-tcti-swtpm.so*' 2>/dev/null | head -n 1)" ] ||
 	skip "the swtpm TCTI is not installed (apt-get install libtss2-tcti-swtpm0)"
-for t in gcc make cpio gzip xz openssl od dd timeout flock modinfo; do
-	command -v "$t" >/dev/null 2>&1 || {
-		echo "$me: FAIL: missing tool $t" >&2
-		exit 1
-	}
-done
-[ -x "$BUSYBOX" ] || {
-	echo "$me: FAIL: $BUSYBOX missing (busybox-static)" >&2
-	exit 1
-}
-[ -x "$MODSIGNCTL" ] || {
-	echo "$me: FAIL: MODSIGNCTL=$MODSIGNCTL is not an executable" >&2
-	exit 1
-}
-unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
+kt_require gcc make cpio gzip xz openssl od dd timeout flock modinfo
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/modsignd-tpm2-kernel.XXXXXX")
+kt_workdir tpm2-kernel
 # Ends what this script started, by pid: swtpm and, if it ran, the daemon.
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
@@ -103,20 +66,11 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-die() {
-	echo "$me: FAIL: $*" >&2
-	exit 1
-}
 t0=$(date +%s)
 
 # ---------------------------------------------------------------- kernel
-# The kernel tests run side by side under make -j: one builds the shared cache, the others
-# wait for it (flock), then find it built.
-mkdir -p "$KERNEL_CACHE"
-flock "$KERNEL_CACHE/.build-lock" "$tdir/build-kernel.sh" "$KERNEL_CACHE" || die "build-kernel.sh failed"
-CA=$KERNEL_CACHE/keys/rsa2048
-{ [ -f "$KERNEL_CACHE/bzImage" ] && [ -f "$CA.key" ] && [ -f "$CA.crt" ]; } ||
-	die "no bzImage or built-in test key rsa2048 in $KERNEL_CACHE"
+kt_kernel rsa2048
+CA=$K/rsa2048
 
 # ---------------------------------------------------------------- swtpm and the TPM keys
 # swtpm on two free TCP ports (server, control); a port taken by someone else means trying
@@ -211,17 +165,9 @@ ossl_tpm req -new -x509 -key "handle:$OTHER" -config "$work/self.cnf" -sha256 -d
 
 # ---------------------------------------------------------------- modules and helpers
 echo "$me: building the test module and the helpers"
-mkdir -p "$work/module"
-cp "$tdir/module/Kbuild" "$tdir/module/"*.c "$tdir/module/"*.S "$work/module/"
-make -C "$KERNEL_CACHE/src" M="$work/module" modules >"$work/modules.log" 2>&1 ||
-	die "building the test module: $(tail -n 20 "$work/modules.log")"
+kt_modules
 H=$work/module/mst_hello.ko
-root=$work/root
-V=$root/v
-mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$V"
-gcc -static -O2 -Wall -o "$root/finit" "$tdir/finit.c" || die "building finit.c"
-gcc -static -O2 -Wall -o "$root/addkey" "$tdir/addkey.c" || die "building addkey.c"
-cp "$BUSYBOX" "$root/bin/busybox"
+kt_root addkey
 cp "$work/cross.der" "$root/cross.der"
 cp "$work/self.der" "$root/self.der"
 cp "$work/forged.der" "$root/forged.der"
@@ -267,20 +213,12 @@ msign() {
 # on the host. Adds a row cms:LABEL whose value is
 # "verified|not-verified,<how the signer is named>,<digest>,<signature algorithm>".
 host_check() {
-	local label=$1 cert=$2 expected=$3 f=$V/$1 size sl got
+	local label=$1 cert=$2 expected=$3 f=$V/$1 got
 	if [ "${label%.xz}" != "$label" ]; then
 		xz -dc "$f" >"$work/plain.ko" || die "xz -dc $f"
 		f=$work/plain.ko
 	fi
-	size=$(stat -c %s "$f")
-	[ "$(tail -c 28 "$f")" = "~Module signature appended~" ] || die "$label is not signed"
-	# struct module_signature (12 bytes) ends with the big-endian sig_len.
-	# shellcheck disable=SC2046
-	set -- $(od -An -tu1 -j $((size - 28 - 4)) -N4 "$f")
-	sl=$((($1 << 24) | ($2 << 16) | ($3 << 8) | $4))
-	head -c $((size - 28 - 12 - sl)) "$f" >"$work/body"
-	dd if="$f" of="$work/sig.p7" iflag=skip_bytes,count_bytes skip=$((size - 28 - 12 - sl)) \
-		count="$sl" status=none
+	module_sig "$f" "$work/sig.p7" "$work/body" || die "$label is not signed"
 	if openssl cms -verify -binary -inform DER -in "$work/sig.p7" -content "$work/body" \
 		-certfile "$cert" -nointern -noverify >/dev/null 2>"$work/cms.log"; then
 		got=verified
@@ -392,10 +330,7 @@ host_check other-tpm.ko "$OTHER_CERT" "verified,$is,sha256,rsaEncryption"
 # Controls of the check itself: one byte of the signed body inverted; the right signature
 # with the certificate of the other key.
 cp "$V/tpm-sha256.ko" "$V/tampered.ko"
-off=$(($(stat -c %s "$H") / 2))
-b=$(od -An -tu1 -j "$off" -N1 "$V/tampered.ko" | tr -d ' \n')
-# shellcheck disable=SC2059
-printf "\\$(printf '%03o' $((b ^ 255)))" | dd of="$V/tampered.ko" bs=1 seek="$off" count=1 conv=notrunc status=none
+flip_byte "$V/tampered.ko" $(($(stat -c %s "$H") / 2))
 cmp -s "$V/tampered.ko" "$V/tpm-sha256.ko" && die "harness: flipping a byte did not change tampered.ko"
 host_check tampered.ko "$CERT" "not-verified,$is,sha256,rsaEncryption"
 cp "$V/tpm-sha256.ko" "$V/wrong-cert.ko"
@@ -405,13 +340,9 @@ rm -f "$V/tampered.ko" "$V/wrong-cert.ko"
 # ---------------------------------------------------------------- initramfs and boot
 mv "$work/before" "$V/before.list"
 mv "$work/after" "$V/after.list"
-cat >"$root/init" <<'INIT'
-#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-dmesg -n 1
+{
+	kt_guest_prologue
+	cat <<'INIT'
 # load LIST: finit every "FILE MODE" line of LIST
 load() {
 	while read -r f mode; do
@@ -447,56 +378,16 @@ dmesg
 echo "----- end of kernel log -----"
 reboot -f
 INIT
-chmod 755 "$root/init"
-(cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet) | gzip -1 >"$work/initrd.gz"
-
-echo "$me: booting the test kernel under qemu (TCG, timeout ${QEMU_TIMEOUT}s)"
-tb=$(date +%s)
-qrc=0
-timeout "$QEMU_TIMEOUT" "$QEMU" -m 256 -nographic -no-reboot \
-	-kernel "$KERNEL_CACHE/bzImage" -initrd "$work/initrd.gz" \
-	-append "console=ttyS0 panic=-1 oops=panic" </dev/null >"$work/serial.raw" 2>&1 || qrc=$?
-te=$(date +%s)
-tr -d '\r' <"$work/serial.raw" >"$work/serial.log"
+} >"$root/init"
+kt_boot
 if [ -n "${TPM2_KERNEL_TEST_LOG:-}" ]; then
 	cp "$work/serial.log" "$TPM2_KERNEL_TEST_LOG"
 fi
-echo "$me: qemu exited with $qrc after $((te - tb)) s"
 sed -n '/^MST-BEGIN/,/^MST-END/p' "$work/serial.log"
 
 # ---------------------------------------------------------------- verdict
-fails=0
-passes=0
-printf '\n%-26s %-48s %-48s %s\n' LABEL EXPECTED GOT VERDICT
-printf '%-26s %-48s %-48s %s\n' ----- -------- --- -------
-while read -r label mode expected; do
-	if [ "$mode" = static ]; then
-		got=$(awk -v l="$label" '$1 == l { print $2; exit }' "$work/static")
-	else
-		got=$(awk -v l="$label" '$1 == "RESULT" && $2 == l {
-			$1 = ""; $2 = ""; sub(/^ +/, ""); print; exit }' "$work/serial.log")
-		[ -n "$got" ] || got="(missing)"
-	fi
-	# EXPECTED may list alternatives: A|B
-	case "|$expected|" in
-	*"|$got|"*)
-		verdict=pass
-		passes=$((passes + 1))
-		;;
-	*)
-		verdict=FAIL
-		fails=$((fails + 1))
-		;;
-	esac
-	printf '%-26s %-48s %-48s %s\n' "$label" "$expected" "$got" "$verdict"
-done <"$work/expect"
-echo
-if ! grep -q '^MST-END' "$work/serial.log"; then
-	echo "$me: the guest did not finish its run (qemu exit $qrc)"
-	fails=$((fails + 1))
-fi
-t1=$(date +%s)
-echo "$me: $passes passed, $fails failed ($((t1 - t0)) s)"
+kt_table 26 48
+kt_summary "$t0"
 if [ "$fails" -ne 0 ]; then
 	echo "$me: FAIL; the kernel's messages about keys and modules:"
 	sed -n '/^----- kernel log/,/^----- end of kernel log/p' "$work/serial.log" |
