@@ -44,37 +44,6 @@ int digest_fd_sha256(int fd, char ret[65]) {
         return 0;
 }
 
-int digest_fd_prefix_sha256(int fd, uint64_t len, const void *extra, size_t extra_len, char ret[65]) {
-        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        uint8_t buf[CHUNK];
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int n_md = 0;
-        uint64_t off = 0;
-
-        if (!ctx)
-                return -ENOMEM;
-        if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
-                return -EIO;
-        while (off < len) {
-                ssize_t n = pread(fd, buf, (size_t) MIN((uint64_t) CHUNK, len - off), (off_t) off);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        return -EIO; /* shorter than it said */
-                if (!EVP_DigestUpdate(ctx, buf, (size_t) n))
-                        return -EIO;
-                off += (uint64_t) n;
-        }
-        if ((extra_len && !EVP_DigestUpdate(ctx, extra, extra_len)) || !EVP_DigestFinal_ex(ctx, md, &n_md) || n_md != 32)
-                return -EIO;
-        for (unsigned i = 0; i < n_md; i++)
-                snprintf(ret + 2 * i, 3, "%02x", md[i]);
-        return 0;
-}
-
 int digest_sha256_state_hex(const EVP_MD_CTX *state, const void *extra, size_t extra_len, char ret[65]) {
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         unsigned char md[EVP_MAX_MD_SIZE];

@@ -14,7 +14,3 @@ int digest_sha256_state_hex(const EVP_MD_CTX *state, const void *extra, size_t e
 
 /* SHA-256 of a whole file from its start, as lowercase hex: what the audit trail records. */
 int digest_fd_sha256(int fd, char ret[65]);
-
-/* SHA-256 of the first 'len' bytes of fd followed by 'extra': the hash of a module once the
- * signature modsignd returned for it (extra) is appended to its unsigned body. */
-int digest_fd_prefix_sha256(int fd, uint64_t len, const void *extra, size_t extra_len, char ret[65]);

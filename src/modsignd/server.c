@@ -248,18 +248,9 @@ static void sign_job_run(struct job *j) {
         }
         t->body_len = m.meta.body_len;
         t->resigned = m.meta.n_signatures > 0;
-        /* What the client will have once it appends what we send back. */
-        if (module_file_sha256_signed(&m, t->blob, t->blob_len, t->sha256_after) < 0) {
-                uint8_t trailer[MODULE_SIG_TRAILER_LEN];
-                _cleanup_free_ uint8_t *all = malloc(t->blob_len + sizeof(trailer));
-
-                module_sig_trailer_build((uint32_t) t->blob_len, trailer);
-                if (all) {
-                        memcpy(all, t->blob, t->blob_len);
-                        memcpy(all + t->blob_len, trailer, sizeof(trailer));
-                        (void) digest_fd_prefix_sha256(m.fd, t->body_len, all, t->blob_len + sizeof(trailer), t->sha256_after);
-                }
-        }
+        /* What the client will have once it appends what we send back (the gate refuses
+         * compressed modules here, so the body is a prefix of the file it sent). */
+        (void) module_file_sha256_signed(&m, t->blob, t->blob_len, t->sha256_after);
 out:
         if (opened)
                 module_file_close(&m);
