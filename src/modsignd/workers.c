@@ -61,6 +61,8 @@ static void *worker_main(void *userdata) {
                         break;
                 if (w->n_live > w->n_wanted) { /* fewer workers since a reload: retire */
                         w->n_live--;
+                        if (w->queue_head) /* a wake-up meant for a job: hand it on */
+                                pthread_cond_signal(&w->wake);
                         break;
                 }
                 j = pop(&w->queue_head, &w->queue_tail);
