@@ -220,10 +220,13 @@ void policy_decide(const struct policy *p, const struct policy_facts *f, struct 
         if (f->have_dir && (f->dir_mode & (S_IWGRP | S_IWOTH)))
                 REFUSE("dir-writable", "its directory is %s-writable (mode %04o)",
                               (f->dir_mode & S_IWOTH) ? "world" : "group", (unsigned) (f->dir_mode & 07777));
-        if (f->sha256)
+        if (f->sha256) {
                 for (size_t i = 0; i < p->n_block_sha256; i++)
                         if (streq(p->block_sha256[i], f->sha256))
                                 REFUSE("blocklist", "its SHA-256 %s is on the blocklist", f->sha256);
+        } else if (f->is_module && p->n_block_sha256 > 0)
+                /* Unreadable, or changed while it was read: it cannot be checked, so it is not signed. */
+                REFUSE("blocklist", "its SHA-256 could not be computed to check the blocklist");
         if (any_matches(p->block_names, p->n_block_names, name, &glob))
                 REFUSE("blocklist", "module name %s matches blocklist entry %s", name, glob);
         if (any_matches(p->deny, p->n_deny, name, &glob))

@@ -250,7 +250,11 @@ START_TEST(test_blocklist) {
         p.block_sha256 = digests;
         p.n_block_sha256 = 1;
         REFUSED(&p, &f, "blocklist"); /* by digest */
+        f.sha256 = NULL; /* could not be read: not checked, so not signed */
+        REFUSED(&p, &f, "blocklist");
         p.n_block_sha256 = 0;
+        ALLOWED(&p, &f, "allowlist"); /* no digest blocklist: nothing to check it against */
+        f.sha256 = SHA;
         p.block_names = names;
         p.n_block_names = 2;
         f.module_name = "nvidia_drm";
