@@ -550,16 +550,9 @@ int audit_log_open(const char *state_dir, struct audit_log **ret) {
         if (r < 0)
                 return r;
 
-        fd = openat(dir_fd, AUDIT_LOG_FILE, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        fd = openat_own_file(dir_fd, AUDIT_LOG_FILE, O_RDWR | O_APPEND | O_CREAT, 0600, &st);
         if (fd < 0)
-                return negative_errno();
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
-        r = check_owner_mode(&st);
-        if (r < 0)
-                return r;
+                return fd;
         if (created || st.st_size == 0)
                 (void) fsync(dir_fd); /* the file's name is as durable as its records */
 

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "io-util.h"
 #include "macro.h"
 #include "policy-rate.h"
 
@@ -49,21 +49,14 @@ int policy_rate_format(const struct policy_rate *r, char *buf, size_t size) {
 
 static int rate_open(const char *state_dir, int *ret) {
         _cleanup_close_ int dir_fd = -EBADF, fd = -EBADF;
-        struct stat st;
 
         dir_fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (dir_fd < 0)
                 return negative_errno();
-        fd = openat(dir_fd, POLICY_RATE_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
-        if (fd < 0)
-                return negative_errno();
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
         /* Anyone else who could write it could hand out tokens. */
-        if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
-                return -EPERM;
+        fd = openat_own_file(dir_fd, POLICY_RATE_FILE, O_RDWR | O_CREAT | O_NONBLOCK, 0600, NULL);
+        if (fd < 0)
+                return fd;
         if (flock(fd, LOCK_EX) < 0)
                 return negative_errno();
         *ret = TAKE_FD(fd);

@@ -124,3 +124,21 @@ int copy_fd_prefix(int in_fd, int out_fd, uint64_t len) {
         }
         return 0;
 }
+
+int openat_own_file(int dir_fd, const char *name, int flags, mode_t mode, struct stat *ret_st) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+
+        fd = openat(dir_fd, name, flags | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, mode);
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+                return -EPERM;
+        if (ret_st)
+                *ret_st = st;
+        return TAKE_FD(fd);
+}

@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* write() until everything is written; retries EINTR. Returns 0 or a negative errno. */
@@ -16,6 +17,13 @@ ssize_t loop_read(int fd, void *buf, size_t len);
  * user space), else through a buffer. The writeback of what is written starts every 8 MiB,
  * so that a later fsync() finds little left to do. -EBADMSG when in_fd is shorter. */
 int copy_fd_prefix(int in_fd, int out_fd, uint64_t len);
+
+/* Opens dir_fd/name with 'flags' (plus O_CLOEXEC|O_NOFOLLOW|O_NOCTTY; 'mode' when it is
+ * created) and returns the fd, after checking that it is a regular file (-EINVAL) owned by
+ * the effective uid and writable by no one else (-EPERM): for state files whose contents
+ * decide something, which whoever else could write them would decide instead. -ELOOP: a
+ * symlink. ret_st (optional) receives its fstat(). */
+int openat_own_file(int dir_fd, const char *name, int flags, mode_t mode, struct stat *ret_st);
 
 /* Reads a whole (small) file opened as fd into a new NUL-terminated buffer; files larger
  * than 'limit' fail with -EFBIG. */

@@ -92,6 +92,14 @@ static void tmod_init(struct tmod *t, enum compression c) {
         tmod_put(t, t->plain, t->plain_len);
 }
 
+/* The same with a module of about 'size' bytes in place of the small one. */
+static void tmod_init_big(struct tmod *t, enum compression c, size_t size) {
+        tmod_init(t, c);
+        free(t->plain);
+        t->plain = tu_module_new(TU_MODINFO, TU_MODINFO_LEN, size, &t->plain_len);
+        tmod_put(t, t->plain, t->plain_len);
+}
+
 static void tmod_done(struct tmod *t) {
         close(t->dir_fd);
         free(t->plain);
@@ -470,15 +478,10 @@ END_TEST
 START_TEST(test_sign_large) {
         /* A module larger than the chunks it is copied in, and than the writeback step. */
         struct tmod t;
-        _cleanup_free_ uint8_t *big = NULL, *oracle = NULL, *want = NULL;
-        size_t big_len, oracle_len, want_len;
+        _cleanup_free_ uint8_t *oracle = NULL, *want = NULL;
+        size_t oracle_len, want_len;
 
-        tmod_init(&t, COMPRESSION_NONE);
-        big = tu_module_new(TU_MODINFO, TU_MODINFO_LEN, 10U << 20, &big_len);
-        tmod_put(&t, big, big_len);
-        free(t.plain);
-        t.plain = TAKE_PTR(big);
-        t.plain_len = big_len;
+        tmod_init_big(&t, COMPRESSION_NONE, 10U << 20);
 
         tmod_sign_ok(&t, signer2, "sha512", MODSIGN_EXISTING_REFUSE, MODSIGN_SIGNED);
         oracle = tu_sign_file_oracle(key2, cert2, "sha512", false, t.plain, t.plain_len, &oracle_len);
@@ -495,16 +498,9 @@ END_TEST
  * from the cached state, must be the digest of the file written. */
 START_TEST(test_sign_from_digest_cache) {
         struct tmod t;
-        _cleanup_free_ uint8_t *big = NULL;
-        size_t big_len;
 
-        /* Bigger than the 1 MiB chunks the file is read in, and not a multiple of them. */
-        tmod_init(&t, COMPRESSION_NONE);
-        big = tu_module_new(TU_MODINFO, TU_MODINFO_LEN, (3U << 20) + 12345, &big_len);
-        tmod_put(&t, big, big_len);
-        free(t.plain);
-        t.plain = TAKE_PTR(big);
-        t.plain_len = big_len;
+        /* Many of the chunks the file is read in, and not a multiple of them. */
+        tmod_init_big(&t, COMPRESSION_NONE, (3U << 20) + 12345);
 
         for (int round = 0; round < 2; round++) {
                 /* round 0: unsigned; round 1: signed by key2 first, then re-signed with key1 */
@@ -555,15 +551,8 @@ END_TEST
 START_TEST(test_copy_ahead) {
         static const char *const hashes[] = { "sha256", "sha512", NULL };
         struct tmod t;
-        _cleanup_free_ uint8_t *big = NULL;
-        size_t big_len;
 
-        tmod_init(&t, COMPRESSION_NONE);
-        big = tu_module_new(TU_MODINFO, TU_MODINFO_LEN, (2U << 20) + 777, &big_len);
-        tmod_put(&t, big, big_len);
-        free(t.plain);
-        t.plain = TAKE_PTR(big);
-        t.plain_len = big_len;
+        tmod_init_big(&t, COMPRESSION_NONE, (2U << 20) + 777);
 
         for (size_t i = 0; i <= 2; i++) {
                 struct module_file m;
