@@ -28,17 +28,13 @@ int client_connect(const char *path, int *ret_fd) {
         return 0;
 }
 
-int client_call(int fd, const uint8_t *req, size_t req_len, int pass_fd, int timeout_ms, uint8_t *reply,
-                size_t *ret_reply_len) {
+int client_send(int fd, const uint8_t *req, size_t req_len, int pass_fd) {
         union {
                 struct cmsghdr hdr;
                 char buf[CMSG_SPACE(sizeof(int))];
         } control = {};
         struct iovec iov = { .iov_base = (void *) req, .iov_len = req_len };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        ssize_t n;
-        int r;
 
         if (pass_fd >= 0) {
                 struct cmsghdr *c;
@@ -53,6 +49,13 @@ int client_call(int fd, const uint8_t *req, size_t req_len, int pass_fd, int tim
         }
         if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
                 return negative_errno();
+        return 0;
+}
+
+int client_receive(int fd, int timeout_ms, uint8_t *reply, size_t *ret_reply_len) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        ssize_t n;
+        int r;
 
         do
                 r = poll(&pfd, 1, timeout_ms);
@@ -71,4 +74,14 @@ int client_call(int fd, const uint8_t *req, size_t req_len, int pass_fd, int tim
                 return -EMSGSIZE;
         *ret_reply_len = (size_t) n;
         return 0;
+}
+
+int client_call(int fd, const uint8_t *req, size_t req_len, int pass_fd, int timeout_ms, uint8_t *reply,
+                size_t *ret_reply_len) {
+        int r;
+
+        r = client_send(fd, req, req_len, pass_fd);
+        if (r < 0)
+                return r;
+        return client_receive(fd, timeout_ms, reply, ret_reply_len);
 }

@@ -17,3 +17,8 @@ int client_connect(const char *path, int *ret_fd);
  * the daemon closed the connection. */
 int client_call(int fd, const uint8_t *req, size_t req_len, int pass_fd, int timeout_ms, uint8_t *reply,
                 size_t *ret_reply_len);
+
+/* The two halves of client_call(), for a caller with work of its own to do while the daemon
+ * works on the request (the DKMS shim copies the module meanwhile). */
+int client_send(int fd, const uint8_t *req, size_t req_len, int pass_fd);
+int client_receive(int fd, int timeout_ms, uint8_t *reply, size_t *ret_reply_len);

@@ -9,6 +9,7 @@
  * (same inode, size, mtime and ctime), renames over it and fsyncs the directory. Any failure, or an
  * abort, leaves the target exactly as it was and no temporary file behind. */
 
+#include <errno.h>
 #include <stdbool.h>
 #include <sys/stat.h>
 
@@ -21,6 +22,9 @@ struct replace {
         bool have_orig;
         struct stat orig;    /* what the target was when the caller read it */
 };
+
+/* Nothing begun yet: replace_abort() on it does nothing (for _cleanup_(replace_abort)). */
+#define REPLACE_NULL ((struct replace) { .dir_fd = -EBADF, .fd = -EBADF })
 
 /* Starts a replacement of dir_fd/name. 'orig' is the fstat() of the file the caller read (the
  * target must still be that file at commit, and its owner, mode and label are kept), or NULL

@@ -27,21 +27,30 @@ static int check_trailer(const uint8_t *t, size_t len) {
         return memcmp(t + len - MODULE_SIG_TRAILER_LEN, expect, MODULE_SIG_TRAILER_LEN) == 0 ? 0 : -EBADMSG;
 }
 
-static int write_signed(int dir_fd, const char *name, int module_fd, const struct stat *st, uint64_t body_len,
-                        const uint8_t *trailer, size_t trailer_len) {
-        struct replace out;
+/* Copies the module into its replacement while the daemon hashes and signs it: the two are
+ * independent, and waiting for the answer first would add the copy to every signing. When
+ * the daemon keeps fewer bytes (it stripped an old signature), the copy is cut there. */
+static int copy_ahead(int dir_fd, const char *name, int module_fd, const struct stat *st, struct replace *ret) {
         int r;
 
-        r = replace_begin(dir_fd, name, st, &out);
+        r = replace_begin(dir_fd, name, st, ret);
         if (r < 0)
                 return r;
-        r = copy_fd_prefix(module_fd, out.fd, body_len);
-        if (r >= 0)
-                r = loop_write(out.fd, trailer, trailer_len);
-        if (r >= 0)
-                r = replace_commit(&out);
+        r = copy_fd_prefix(module_fd, ret->fd, (uint64_t) st->st_size);
         if (r < 0)
-                replace_abort(&out);
+                replace_abort(ret);
+        return r;
+}
+
+static int finish_signed(struct replace *out, uint64_t body_len, const uint8_t *trailer, size_t trailer_len) {
+        int r = 0;
+
+        if (ftruncate(out->fd, (off_t) body_len) < 0 || lseek(out->fd, (off_t) body_len, SEEK_SET) < 0)
+                r = negative_errno();
+        if (r >= 0)
+                r = loop_write(out->fd, trailer, trailer_len);
+        if (r >= 0)
+                r = replace_commit(out);
         return r;
 }
 
@@ -70,6 +79,7 @@ static int sign_remote_full(const char *socket_path, int dir_fd, const char *nam
                             const char *origin, const char *dkms_path, int timeout_ms, struct sign_remote_reply *reply) {
         static uint8_t req[PROTO_MAX_PACKET], buf[PROTO_MAX_PACKET];
         _cleanup_close_ int module_fd = -EBADF, sock = -EBADF;
+        _cleanup_(replace_abort) struct replace out = REPLACE_NULL;
         struct proto_message m;
         struct proto_writer w;
         const struct proto_field *t;
@@ -105,7 +115,13 @@ static int sign_remote_full(const char *socket_path, int dir_fd, const char *nam
         r = client_connect(socket_path, &sock);
         if (r < 0)
                 return r;
-        r = client_call(sock, req, req_len, module_fd, timeout_ms, buf, &len);
+        r = client_send(sock, req, req_len, module_fd);
+        if (r < 0)
+                return r;
+        r = copy_ahead(dir_fd, name, module_fd, &st, &out);
+        if (r < 0)
+                return r;
+        r = client_receive(sock, timeout_ms, buf, &len);
         if (r < 0)
                 return r;
         r = proto_decode(buf, len, &m);
@@ -118,7 +134,7 @@ static int sign_remote_full(const char *socket_path, int dir_fd, const char *nam
         t = &m.fields[PROTO_TAG_TRAILER];
         if (!t->data || check_trailer(t->data, t->len) < 0 || body_len > (uint64_t) st.st_size)
                 return -EBADMSG;
-        r = write_signed(dir_fd, name, module_fd, &st, body_len, t->data, t->len);
+        r = finish_signed(&out, body_len, t->data, t->len);
         if (r < 0)
                 return r;
         reply->sig_len = t->len;

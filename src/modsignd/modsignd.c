@@ -239,5 +239,11 @@ int main(int argc, char *argv[]) {
          * module's buffers) resident forever: malloc_trim() trims only the main arena's top.
          * With one arena, the trim when the workers go idle hands a burst's memory back. */
         (void) mallopt(M_ARENA_MAX, 1);
+        /* free() itself does not shrink the heap: the workers' deferred malloc_trim() does,
+         * once they are idle. Otherwise every job's last free() gives the heap's top back
+         * and the next job's malloc() asks for it again, two brk() calls and a TLB
+         * shoot-down per module. Buffers above the mmap threshold (128 KiB, fixed by this
+         * setting) still go back to the system when freed. */
+        (void) mallopt(M_TRIM_THRESHOLD, 8 << 20);
         return run(argc, argv);
 }

@@ -12,6 +12,9 @@
 #include "macro.h"
 #include "workers.h"
 
+/* How long the workers stay idle before their memory goes back to the system. */
+#define TRIM_DELAY_USEC (500 * 1000ULL)
+
 struct workers {
         pthread_mutex_t lock;
         pthread_cond_t wake;
@@ -21,6 +24,7 @@ struct workers {
         bool stopping;
         int event_fd;
         sd_event_source *event_source;
+        sd_event_source *trim_source;          /* one-shot: hand memory back once idle */
         unsigned n_threads;                    /* spawned: joined by workers_free() */
         unsigned n_live;                       /* running their loop */
         unsigned n_wanted;                     /* Workers=: the rest retire when idle */
@@ -98,8 +102,21 @@ static int on_event(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 done->done(done);
                 done = next;
         }
-        /* Idle again: hand the burst's buffers (decompressed modules, per-thread arenas)
-         * back to the system, so an idle daemon stays small. */
+        /* Idle again: hand the burst's buffers (decompressed modules) back to the system a
+         * little later, so an idle daemon stays small. Not at once: a client signing one
+         * module after the other leaves the queue empty after every job, and a trim each
+         * time costs a TLB shoot-down on every CPU, only for the next job to grow the heap
+         * again. */
+        if (workers_queued(w) == 0) {
+                (void) sd_event_source_set_time_relative(w->trim_source, TRIM_DELAY_USEC);
+                (void) sd_event_source_set_enabled(w->trim_source, SD_EVENT_ONESHOT);
+        }
+        return 0;
+}
+
+static int on_trim(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct workers *w = userdata;
+
         if (workers_queued(w) == 0)
                 (void) malloc_trim(0);
         return 0;
@@ -130,7 +147,12 @@ int workers_new(sd_event *e, unsigned n_threads, struct workers **ret) {
                 free(w);
                 return r;
         }
-        r = workers_resize(w, n_threads);
+        r = sd_event_add_time_relative(e, &w->trim_source, CLOCK_MONOTONIC, TRIM_DELAY_USEC,
+                                       TRIM_DELAY_USEC / 10, on_trim, w);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(w->trim_source, SD_EVENT_OFF);
+        if (r >= 0)
+                r = workers_resize(w, n_threads);
         if (r < 0) {
                 workers_free(w);
                 return r;
@@ -229,6 +251,7 @@ void workers_free(struct workers *w) {
                 j->done(j);
 
         sd_event_source_disable_unref(w->event_source);
+        sd_event_source_disable_unref(w->trim_source);
         safe_close(w->event_fd);
         free(w->threads);
         pthread_mutex_destroy(&w->lock);

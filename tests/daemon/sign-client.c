@@ -8,7 +8,8 @@
  *       (what sign-file would have written) and prints "ok body_len=N trailer_len=M hash=H".
  *
  *   sign-client SOCKET sign-many HASH MODULE OUT [MODULE OUT]...
- *       The same for many modules, one SIGN request each, from one process.
+ *       The same for many modules, one SIGN request each, from one process and over one
+ *       connection.
  *
  *   sign-client SOCKET raw PACKET [FD...]
  *       Sends the bytes of the file PACKET as one packet, as they are, with each FD passed
@@ -220,15 +221,55 @@ static int do_raw(const char *socket_path, int argc, char *argv[]) {
         return report_reply(reply, reply_len, NULL);
 }
 
-static int do_sign(const char *socket_path, int argc, char *argv[]) {
+/* Copies all of in_fd to out_fd from offset 0 on both (explicit offsets: the daemon holds the
+ * same open file). In the kernel, as the DKMS shim copies; read/write where it cannot. */
+static int copy_all(int in_fd, int out_fd, uint64_t size) {
         static uint8_t buf[1 << 16];
+        loff_t in_off = 0, out_off = 0;
+
+        while ((uint64_t) in_off < size) {
+                ssize_t n = copy_file_range(in_fd, &in_off, out_fd, &out_off, size - (uint64_t) in_off, 0);
+                if (n > 0)
+                        continue;
+                if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP))
+                        break;
+                return -1;
+        }
+        while ((uint64_t) in_off < size) {
+                ssize_t n = pread(in_fd, buf, sizeof(buf), in_off);
+                if (n <= 0 || pwrite(out_fd, buf, (size_t) n, out_off) != n)
+                        return -1;
+                in_off += n;
+                out_off += n;
+        }
+        return 0;
+}
+
+/* Gives the anonymous file tmp_fd the name path, over whatever was there. */
+static int link_over(int tmp_fd, const char *path) {
+        char proc[64];
+
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", tmp_fd);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+                return 0;
+        if (errno != EEXIST || unlink(path) < 0)
+                return -1;
+        return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+/* Signs one module. *conn is the connection to use, or -1 to connect first; it is left open
+ * for the next request when the daemon answered. */
+static int do_sign(const char *socket_path, int *conn, int argc, char *argv[]) {
         const char *module, *out, *hash = NULL, *name = NULL, *kernel = NULL;
+        const struct proto_field *trailer;
+        char out_dir[4096], *slash;
         struct proto_message m;
         struct proto_writer w;
         size_t len, reply_len;
         uint64_t body_len = 0;
         char *reply_hash = NULL;
         int fd, module_fd, out_fd, r;
+        struct stat st;
 
         if (argc < 2 || argc > 5)
                 return usage();
@@ -246,8 +287,18 @@ static int do_sign(const char *socket_path, int argc, char *argv[]) {
                 kernel = argv[4];
 
         module_fd = open(module, O_RDONLY | O_CLOEXEC);
-        if (module_fd < 0) {
+        if (module_fd < 0 || fstat(module_fd, &st) < 0) {
                 fprintf(stderr, "sign-client: %s: %s\n", module, strerror(errno));
+                return 2;
+        }
+        /* OUT is written anonymously and named only after an OK reply: a refusal leaves none. */
+        snprintf(out_dir, sizeof(out_dir), "%s", out);
+        slash = strrchr(out_dir, '/');
+        if (slash)
+                *slash = '\0';
+        out_fd = open(slash ? (out_dir[0] ? out_dir : "/") : ".", O_WRONLY | O_TMPFILE | O_CLOEXEC, 0644);
+        if (out_fd < 0) {
+                fprintf(stderr, "sign-client: %s: %s\n", out, strerror(errno));
                 return 2;
         }
         proto_writer_init(&w, request, PROTO_REQ_SIGN);
@@ -257,12 +308,23 @@ static int do_sign(const char *socket_path, int argc, char *argv[]) {
         if (proto_writer_finish(&w, &len) < 0)
                 return 2;
 
-        r = client_connect(socket_path, &fd);
-        if (r < 0) {
-                fprintf(stderr, "sign-client: connect %s: %s\n", socket_path, strerror(-r));
+        fd = *conn;
+        if (fd < 0) {
+                r = client_connect(socket_path, &fd);
+                if (r < 0) {
+                        fprintf(stderr, "sign-client: connect %s: %s\n", socket_path, strerror(-r));
+                        return 2;
+                }
+                *conn = fd;
+        }
+        r = client_send(fd, request, len, module_fd);
+        /* While the daemon hashes and signs, copy the module, as the DKMS shim does. */
+        if (r >= 0 && copy_all(module_fd, out_fd, (uint64_t) st.st_size) < 0) {
+                fprintf(stderr, "sign-client: copying %s: %s\n", module, strerror(errno));
                 return 2;
         }
-        r = client_call(fd, request, len, module_fd, TIMEOUT_MS, reply, &reply_len);
+        if (r >= 0)
+                r = client_receive(fd, TIMEOUT_MS, reply, &reply_len);
         if (r == -ETIMEDOUT) {
                 printf("timeout\n");
                 return 4;
@@ -278,54 +340,29 @@ static int do_sign(const char *socket_path, int argc, char *argv[]) {
         r = report_reply(reply, reply_len, &m);
         if (r != 0)
                 return r;
-        if (!m.fields[PROTO_TAG_TRAILER].data || proto_get_u64(&m, PROTO_TAG_BODY_LEN, &body_len) < 0) {
+        trailer = &m.fields[PROTO_TAG_TRAILER];
+        if (!trailer->data || proto_get_u64(&m, PROTO_TAG_BODY_LEN, &body_len) < 0) {
                 printf("badreply\n");
                 return 5;
+        }
+        if (body_len > (uint64_t) st.st_size) {
+                fprintf(stderr, "sign-client: BODY_LEN %llu is beyond the end of %s\n",
+                        (unsigned long long) body_len, module);
+                return 2;
         }
         (void) proto_get_string(&m, PROTO_TAG_HASH, &reply_hash);
 
         /* OUT = the module's first BODY_LEN bytes, then the trailer as sent. */
-        out_fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (out_fd < 0) {
+        if (ftruncate(out_fd, (off_t) body_len) < 0 ||
+            pwrite(out_fd, trailer->data, trailer->len, (off_t) body_len) != (ssize_t) trailer->len ||
+            link_over(out_fd, out) < 0 || close(out_fd) < 0) {
                 fprintf(stderr, "sign-client: %s: %s\n", out, strerror(errno));
                 return 2;
         }
-        if (lseek(module_fd, 0, SEEK_SET) < 0)
-                return 2;
-        /* In the kernel, as the DKMS shim copies (copy_fd_prefix()); read/write where it cannot. */
-        for (uint64_t left = body_len; left > 0;) {
-                ssize_t n = copy_file_range(module_fd, NULL, out_fd, NULL, left, 0);
-                if (n > 0) {
-                        left -= (uint64_t) n;
-                        continue;
-                }
-                if (n == 0 || (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)) {
-                        fprintf(stderr, "sign-client: BODY_LEN %llu is beyond the end of %s\n",
-                                (unsigned long long) body_len, module);
-                        return 2;
-                }
-                break;
-        }
-        for (uint64_t left = body_len - (uint64_t) lseek(out_fd, 0, SEEK_CUR); left > 0;) {
-                ssize_t n = read(module_fd, buf, left < sizeof(buf) ? (size_t) left : sizeof(buf));
-                if (n <= 0) {
-                        fprintf(stderr, "sign-client: BODY_LEN %llu is beyond the end of %s\n",
-                                (unsigned long long) body_len, module);
-                        return 2;
-                }
-                if (write(out_fd, buf, (size_t) n) != n)
-                        return 2;
-                left -= (uint64_t) n;
-        }
-        if (write(out_fd, m.fields[PROTO_TAG_TRAILER].data, m.fields[PROTO_TAG_TRAILER].len) !=
-                    (ssize_t) m.fields[PROTO_TAG_TRAILER].len ||
-            close(out_fd) < 0)
-                return 2;
-        printf("ok body_len=%llu trailer_len=%u hash=%s\n", (unsigned long long) body_len,
-               (unsigned) m.fields[PROTO_TAG_TRAILER].len, reply_hash ? reply_hash : "-");
+        printf("ok body_len=%llu trailer_len=%u hash=%s\n", (unsigned long long) body_len, (unsigned) trailer->len,
+               reply_hash ? reply_hash : "-");
         free(reply_hash);
         close(module_fd);
-        close(fd);
         return 0;
 }
 
@@ -399,16 +436,20 @@ int main(int argc, char *argv[]) {
         if (argc < 3)
                 return usage();
         setvbuf(stdout, NULL, _IOLBF, 0);
-        if (strcmp(argv[2], "sign") == 0)
-                return do_sign(argv[1], argc - 3, argv + 3);
+        if (strcmp(argv[2], "sign") == 0) {
+                int conn = -1;
+                return do_sign(argv[1], &conn, argc - 3, argv + 3);
+        }
         if (strcmp(argv[2], "raw") == 0)
                 return do_raw(argv[1], argc - 3, argv + 3);
         if (strcmp(argv[2], "sign-many") == 0 && argc >= 6 && (argc - 4) % 2 == 0) {
                 /* One process, one SIGN per module: what a hook signing many modules costs
-                 * without a process start each time (the benchmark's batch). */
+                 * without a process start each time (the benchmark's batch), over one
+                 * connection as a client with many modules to sign would use it. */
+                int conn = -1;
                 for (int i = 4; i < argc; i += 2) {
                         char *args[3] = { argv[i], argv[i + 1], argv[3] };
-                        int r = do_sign(argv[1], 3, args);
+                        int r = do_sign(argv[1], &conn, 3, args);
                         if (r != 0)
                                 return r;
                 }

@@ -467,6 +467,7 @@ case_allowlist() {
 run_case "Mode=allowlist" case_allowlist
 
 case_dkms() {
+	local snap
 	set_policy Mode=dkms "DkmsTree=$DKMS_TREE"
 	step "Mode=dkms: a scratch module in a watched tree is refused"
 	cp "$WORKDIR/src/scratch.ko" "$UPD/scratch.ko"
@@ -491,14 +492,28 @@ case_dkms() {
 	[ "$LAST_RC" -eq 0 ] || { _report_last; daemon_show_log; fail "the shim's module was not signed"; }
 	assert_verifies "$CERT" "$PKGDIR/build/alpha.ko"
 	expect_record "$PKGDIR/build/alpha.ko" signed sign-request
+	# The shim copies the module while the daemon signs and cuts the copy where the daemon
+	# says the signed bytes end: here before the old signature.
+	step "the shim again on the module it signed: a fresh signature in place of the old one"
+	cp "$PKGDIR/build/alpha.ko" "$WORKDIR/out/alpha-once.ko"
+	run_cmd "$MODSIGNCTL" --config "$DAEMON_CONF" --socket "$DAEMON_SOCKET" dkms-sign-file sha256 pkcs11:modsignd-daemon-key "$CERT" "$PKGDIR/build/alpha.ko"
+	[ "$LAST_RC" -eq 0 ] || { _report_last; daemon_show_log; fail "the shim did not re-sign its own module"; }
+	assert_one_signature "$PKGDIR/build/alpha.ko"
+	assert_verifies "$CERT" "$PKGDIR/build/alpha.ko"
+	# PKCS#1 v1.5 over the same bytes with the same key: the same file as after the first.
+	assert_files_equal "$WORKDIR/out/alpha-once.ko" "$PKGDIR/build/alpha.ko" "re-signed by the shim vs signed once"
 	step "the shim for a name the package does not build: refused, and it says which rule"
 	cp "$WORKDIR/src/beta.ko" "$PKGDIR/build/beta.ko"
+	snap=$(snapshot "$PKGDIR/build/beta.ko")
 	run_cmd "$MODSIGNCTL" --config "$DAEMON_CONF" --socket "$DAEMON_SOCKET" dkms-sign-file sha256 pkcs11:modsignd-daemon-key "$CERT" "$PKGDIR/build/beta.ko"
 	if [ "$LAST_RC" -ne 1 ] || ! grep -q "modsignd refused: .*(rule dkms-unregistered)" "$LAST_ERR"; then
 		_report_last
 		fail "the shim did not report the dkms-unregistered refusal"
 	fi
 	ok "$(cat "$LAST_ERR")"
+	assert_unchanged "$PKGDIR/build/beta.ko" "$snap" "the refused module"
+	[ "$(find "$PKGDIR/build" -mindepth 1 -maxdepth 1 -name '.*' | wc -l)" -eq 0 ] ||
+		fail "the refused shim left files behind: $(find "$PKGDIR/build" -mindepth 1 -maxdepth 1 -name '.*')"
 	expect_record "$PKGDIR/build/beta.ko" refused dkms-unregistered
 	step "the shim for a file outside any DKMS build directory: refused"
 	cp "$WORKDIR/src/alpha.ko" "$WORKDIR/out/elsewhere-alpha.ko"
