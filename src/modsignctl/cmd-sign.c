@@ -146,6 +146,7 @@ struct pending {
         char *report[BATCH_MAX]; /* what to print once the module is in place */
         const char *path[BATCH_MAX];
         struct audit_record rec[BATCH_MAX]; /* strings: see cli_record_done() */
+        bool key_gone;                      /* the key's token went away: sign no more */
 };
 
 /* Run as root with modsignd's state directory present, signing leaves records in its audit
@@ -329,6 +330,8 @@ static int sign_one(struct sign_args *a, const struct signer *signer, bool repla
                 rec.reason = why ?: strerror(-r);
                 cli_record(path, &rec);
                 cli_record_done(&rec);
+                if (r == -ENODEV)
+                        p->key_gone = true;
                 if (r == -EEXIST)
                         log_error("%s: %s", path, why);
                 else if (why)
@@ -478,9 +481,14 @@ int cmd_sign(int argc, char *argv[]) {
         }
         cli_audit_open(cert);
         struct pending p = {};
-        for (int i = optind; i < argc; i++)
+        int i;
+        for (i = optind; i < argc && !p.key_gone; i++)
                 code = exit_code_merge(code, sign_one(&a, signer, replace, argv[i], &p));
+        /* Those signed before the token went away are put in place; the rest not tried. */
         code = exit_code_merge(code, pending_commit(&p));
+        if (i < argc)
+                log_error("%s: the key's token went away: %d more module%s not signed, left as %s",
+                          key_path, argc - i, argc - i == 1 ? "" : "s", argc - i == 1 ? "it was" : "they were");
         pending_done(&p);
         cli_audit = audit_log_free(cli_audit);
         cli_gate_close(&a.gate);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
@@ -170,6 +171,16 @@ int load_signing_key(const char *ref, const char *passphrase, bool strict, EVP_P
         _cleanup_free_ char *msg = NULL;
         struct key_options o = { .pin = passphrase, .lax_file_access = !strict };
         int r;
+
+        /* A token behind a socket (p11-kit's client module) that goes away makes the next
+         * PKCS#11 call write to a closed socket. That must be a failed signature, reported
+         * with the module's name, and the modules already done put in place; not the end of
+         * the process. The daemon does the same (modsignd.c). */
+        {
+                _cleanup_(key_ref_done) struct key_ref kr = {};
+                if (key_ref_parse(ref, &kr, NULL) >= 0 && kr.backend != KEY_BACKEND_FILE)
+                        (void) signal(SIGPIPE, SIG_IGN);
+        }
 
         r = key_load(ref, &o, ret, &msg);
         if (r < 0)

@@ -352,8 +352,57 @@ case_reload_recovers() {
 	key_available_is true || fail "STATUS does not say the key is available after the reload"
 	sign_ok "$WORKDIR/out/reloaded.ko"
 	ok "after the PIN was fixed, a reload brought the key back; SIGN equals the file key again"
-	daemon_stop 20
 }
 run_case "fixing the PIN and reloading brings the key back" case_reload_recovers
+
+# The CLI holds its own session to the token. When the server goes away in the middle of a
+# batch, p11-kit's client writes to a closed socket: modsignctl must fail with a message
+# (and leave each module signed or untouched), not die of SIGPIPE.
+case_cli_token_goes() {
+	# Enough modules that the CLI is still at work when the server goes: it commits them in
+	# groups of 128, and the first group's m1.ko being signed is the cue.
+	local pid rc=0 i n=500 signed=0 untouched=0 first=$WORKDIR/batch/m1.ko
+	mkdir -p "$WORKDIR/batch"
+	for i in $(seq "$n"); do cp "$MOD" "$WORKDIR/batch/m$i.ko"; done
+	step "modsignctl sign of $n modules through the token; the server killed after the first group"
+	timeout "$MODSIGN_TEST_TIMEOUT" "$MODSIGNCTL" --config "$DAEMON_CONF" sign --hash sha256 \
+		--key "$URI&pin-source=$PINFILE" --cert "$CERT" "$WORKDIR"/batch/m*.ko \
+		</dev/null >"$WORKDIR/cli.out" 2>"$WORKDIR/cli.err" &
+	pid=$!
+	register_pid "$pid"
+	for i in $(seq 400); do
+		[ "$(file_size "$first")" -gt "$(file_size "$MOD")" ] && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	[ "$(file_size "$first")" -gt "$(file_size "$MOD")" ] || fail "modsignctl did not sign the first module: $(cat "$WORKDIR/cli.err")"
+	server_kill
+	wait "$pid" || rc=$?
+	unregister_pid "$pid"
+	say "    modsignctl exit status $rc; stderr: $(head -c 300 "$WORKDIR/cli.err")"
+	if [ "$rc" -eq 141 ] || [ "$rc" -ge 124 ]; then
+		fail "modsignctl was killed (exit $rc) when the token went away"
+	fi
+	for i in $(seq "$n"); do
+		if cmp -s "$MOD" "$WORKDIR/batch/m$i.ko"; then
+			untouched=$((untouched + 1))
+		elif cmp -s "$REF" "$WORKDIR/batch/m$i.ko"; then
+			signed=$((signed + 1))
+		else
+			fail "m$i.ko is neither the unsigned module nor the file key's signed one"
+		fi
+	done
+	ok "$signed signed as with the file key, $untouched untouched, none half-done"
+	if [ "$untouched" -gt 0 ]; then
+		[ "$rc" -ne 0 ] || fail "modsignctl exited 0 although $untouched modules were not signed"
+		grep -q "the key's token went away: [0-9]* more modules\? not signed" "$WORKDIR/cli.err" ||
+			fail "modsignctl did not say that it stopped, and how many modules it left" "$(cat "$WORKDIR/cli.err")"
+		[ "$(wc -l <"$WORKDIR/cli.err")" -le 3 ] ||
+			fail "modsignctl went on trying the key for each module: $(wc -l <"$WORKDIR/cli.err") lines of errors"
+		ok "exit $rc; it stopped at the first failure: $(tr '\n' ' ' <"$WORKDIR/cli.err")"
+	fi
+	daemon_stop 20
+}
+run_case "the CLI's own token session goes away mid-batch: an error, not SIGPIPE" case_cli_token_goes
 
 finish
