@@ -27,13 +27,21 @@ int audit_state_directory(char **ret) {
                 *ret = strdup(e);
                 return *ret ? 0 : -ENOMEM;
         }
-        /* StateDirectory= of the daemon's configuration, when it can be read; else the default. */
-        if (config_load(CONFIG_DEFAULT_FILE, false, CONFIG_DEFAULT_DROPIN_DIR, &c, NULL) >= 0) {
-                *ret = TAKE_PTR(c.state_directory);
-                config_done(&c);
-                return 0;
+        /* StateDirectory= of the daemon's configuration (--config's, which must be readable
+         * then), when it can be read; else the default. */
+        if (arg_global.config_path) {
+                _cleanup_free_ char *error = NULL;
+                int r = config_load(arg_global.config_path, true, NULL, &c, &error);
+                if (r < 0) {
+                        log_error("%s", error ?: strerror(-r));
+                        return r;
+                }
+        } else if (config_load(CONFIG_DEFAULT_FILE, false, CONFIG_DEFAULT_DROPIN_DIR, &c, NULL) < 0) {
+                *ret = strdup(AUDIT_DEFAULT_STATE_DIR);
+                return *ret ? 0 : -ENOMEM;
         }
-        *ret = strdup(AUDIT_DEFAULT_STATE_DIR);
+        *ret = TAKE_PTR(c.state_directory);
+        config_done(&c);
         return *ret ? 0 : -ENOMEM;
 }
 

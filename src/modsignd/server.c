@@ -145,6 +145,8 @@ struct sign_job {
         char *module_name, *version;
         char sha256_before[65], sha256_after[65];
         bool resigned;
+        struct audit_log *audit;      /* the daemon's; it outlives every job */
+        struct daemon_audit_entry ae; /* a signature's record, appended on the worker */
         char why_buf[512];  /* a key that went away: daemon_key_unavailable() */
         sd_event_source *deadline; /* SIGN_TOKEN_DEADLINE_USEC */
         uint64_t started_usec;     /* CLOCK_MONOTONIC, set by run(), read by the deadline */
@@ -156,6 +158,22 @@ struct sign_job {
  * started (time in the queue does not count), and the key is taken for lost (daemon-key.h).
  * Not for a key file: nothing there can stop answering. */
 #define SIGN_TOKEN_DEADLINE_USEC (20ULL * 1000000)
+
+/* The record of this request, as far as the job knows it; the caller sets the event, rule
+ * and reason. */
+static struct audit_record sign_job_record(const struct sign_job *t) {
+        return (struct audit_record) {
+                .path = t->dkms_path ?: t->name,
+                .dkms_package = t->dkms_package,
+                .dkms_version = t->dkms_version,
+                .module = t->module_name,
+                .version = t->version,
+                .kernel = t->release,
+                .sha256_before = t->sha256_before[0] ? t->sha256_before : NULL,
+                .key_fingerprint = t->key->fingerprint,
+                .requester = daemon_audit_requester(t->conn->requester),
+        };
+}
 
 static void sign_job_run(struct job *j) {
         struct sign_job *t = (struct sign_job *) j;
@@ -251,6 +269,23 @@ static void sign_job_run(struct job *j) {
         /* What the client will have once it appends what we send back (the gate refuses
          * compressed modules here, so the body is a prefix of the file it sent). */
         (void) module_file_sha256_signed(&m, t->blob, t->blob_len, t->sha256_after);
+
+        /* Fail closed: the signature leaves only once its record is in the log. Written
+         * here, not on the loop: its fsync must not hold up every other client. */
+        {
+                char reason[128];
+                struct audit_record rec = sign_job_record(t);
+
+                rec.event = t->resigned ? AUDIT_EVENT_RESIGNED : AUDIT_EVENT_SIGNED;
+                rec.sha256_after = t->sha256_after[0] ? t->sha256_after : NULL;
+                rec.rule = "sign-request";
+                snprintf(reason, sizeof(reason), "%s; policy %s", t->hash, t->decision.rule ?: "?");
+                rec.reason = reason;
+                if (daemon_audit_append_to(t->audit, &rec, &t->ae) < 0) {
+                        t->error = t->ae.error;
+                        t->why = "the audit log cannot be written; no signature is handed out";
+                }
+        }
 out:
         if (opened)
                 module_file_close(&m);
@@ -268,19 +303,8 @@ static void sign_job_done(struct job *j) {
                 .requester = c->requester,
         };
 
-        struct daemon_audit_entry ae = {};
-        char reason[128];
-        struct audit_record rec = {
-                .path = t->dkms_path ?: t->name,
-                .dkms_package = t->dkms_package,
-                .dkms_version = t->dkms_version,
-                .module = t->module_name,
-                .version = t->version,
-                .kernel = t->release,
-                .sha256_before = t->sha256_before[0] ? t->sha256_before : NULL,
-                .key_fingerprint = t->key->fingerprint,
-                .requester = daemon_audit_requester(c->requester),
-        };
+        struct daemon_audit_entry ae = t->ae; /* the signature's, from the worker */
+        struct audit_record rec = sign_job_record(t);
 
         t->deadline = sd_event_source_disable_unref(t->deadline);
         if (!t->ran && !t->error) { /* never ran: the daemon is stopping */
@@ -294,24 +318,18 @@ static void sign_job_done(struct job *j) {
         } else if (t->error && daemon_key_failed(d, t->key, t->error, t->why))
                 /* The token went away: say which, and when the next try to re-open it is. */
                 t->why = daemon_key_unavailable(d, t->why_buf, sizeof(t->why_buf)) ?: t->why;
-        if (!t->error) {
-                /* Fail closed: the signature leaves only once its record is in the log. */
-                rec.event = t->resigned ? AUDIT_EVENT_RESIGNED : AUDIT_EVENT_SIGNED;
-                rec.sha256_after = t->sha256_after[0] ? t->sha256_after : NULL;
-                rec.rule = "sign-request";
-                snprintf(reason, sizeof(reason), "%s; policy %s", t->hash, t->decision.rule ?: "?");
-                rec.reason = reason;
-                if (daemon_audit_append(d, &rec, &ae) < 0) {
-                        t->error = ae.error;
-                        t->why = "the audit log cannot be written; no signature is handed out";
-                        t->rule = NULL;
-                }
-        } else {
+        /* A signature is recorded already (or its record failed, t->error says so). Every
+         * other outcome is recorded now; a late signature's record is followed by one that
+         * says it was not handed out. */
+        if (t->error && !ae.error) {
+                free(ae.line);
+                ae = (struct daemon_audit_entry) {};
                 rec.event = t->rule ? AUDIT_EVENT_REFUSED : AUDIT_EVENT_FAILED;
                 rec.rule = t->rule;
                 rec.reason = t->why ?: strerror(-t->error);
                 (void) daemon_audit_append(d, &rec, &ae);
         }
+        t->ae = (struct daemon_audit_entry) {}; /* ae owns the line now */
         ev.audit_record = ae.line;
         ev.audit_head = ae.head[0] ? ae.head : NULL;
 
@@ -459,6 +477,7 @@ static void handle_sign(struct connection *c, const struct proto_message *m, int
         t->daemon = d;
         t->key = signing_key_ref(d->key);
         t->policy = daemon_policy_ref(d->policy);
+        t->audit = d->audit;
         t->module_fd = module_fd;
         t->dkms_dir_fd = -EBADF;
         if ((proto_get_string(m, PROTO_TAG_HASH, &t->hash_requested) == -EBADMSG) ||

@@ -311,6 +311,19 @@ case_token_frozen() {
 	ok "re-opened $((NOW_MS - t0)) ms after the server went on"
 	wait_until 20 "the stuck job's late end" log_has "the token answered only after the deadline; the signature was not handed out"
 	ok "the stuck signature ended late, recorded as failed, not handed out"
+	# The late signature's own record, when the token did sign in the end, comes right
+	# before the one saying it was not handed out: the log never shows a signature alone.
+	local log=$DAEMON_DIR/state/audit.jsonl late prev
+	late=$(grep -n 'answered only after the deadline' "$log" | tail -n 1 | cut -d: -f1)
+	[ -n "$late" ] || fail "no audit record says the late signature was not handed out"
+	jq -e '.event == "failed"' <(sed -n "${late}p" "$log") >/dev/null || fail "the late record is not a failure: $(sed -n "${late}p" "$log")"
+	prev=$(sed -n "$((late - 1))p" "$log")
+	if jq -e '.event == "signed" and .path == "m.ko"' <<<"$prev" >/dev/null; then
+		ok "recorded: signed (on the worker, when the token answered), then failed: not handed out"
+	else
+		ok "recorded: failed, not handed out (the token did not sign in the end)"
+	fi
+	expect_exit 0 "$MODSIGNCTL" --config "$DAEMON_CONF" audit verify
 	sign_ok "$WORKDIR/out/thawed.ko"
 	ok "SIGN works again, byte-identical to the file key"
 }
@@ -365,7 +378,7 @@ case_cli_token_goes() {
 	mkdir -p "$WORKDIR/batch"
 	for i in $(seq "$n"); do cp "$MOD" "$WORKDIR/batch/m$i.ko"; done
 	step "modsignctl sign of $n modules through the token; the server killed after the first group"
-	timeout "$MODSIGN_TEST_TIMEOUT" "$MODSIGNCTL" --config "$DAEMON_CONF" sign --hash sha256 \
+	MODSIGND_STATE_DIRECTORY=$DAEMON_DIR/state timeout "$MODSIGN_TEST_TIMEOUT" "$MODSIGNCTL" --config "$DAEMON_CONF" sign --hash sha256 \
 		--key "$URI&pin-source=$PINFILE" --cert "$CERT" "$WORKDIR"/batch/m*.ko \
 		</dev/null >"$WORKDIR/cli.out" 2>"$WORKDIR/cli.err" &
 	pid=$!
