@@ -299,49 +299,62 @@ struct modsign_copy_ahead *modsign_copy_ahead_free(struct modsign_copy_ahead *c)
         return NULL;
 }
 
-/* The module's new file from a finished copy: what is left is the signature. Returns 1 when
- * *ret holds the file with the body written, 0 when there is no usable copy. */
-static int take_copy_ahead(struct module_file *m, const struct modsign_request *req, struct sign_ctx *sign,
-                           struct replace *ret) {
-        struct modsign_copy_ahead *c = req->copy_ahead;
-
-        if (!c || req->dest_name || !sign || c->out.fd < 0 || copy_ahead_join(c) < 0)
-                return 0;
-        /* The digest too: from the gate's pass, or read now (the copy is done either way). */
-        if (!sign_from_digest_cache(m, sign)) {
-                struct pipe_ctx p = { .sign = sign, .out_fd = -EBADF };
-                int r = module_file_for_each_chunk(m, m->meta.body_len, pipe_chunk, &p);
-                if (r < 0)
-                        return r;
-        }
-        if (lseek(c->out.fd, (off_t) m->meta.body_len, SEEK_SET) < 0)
-                return negative_errno();
-        *ret = c->out;
-        c->out = (struct replace) { .fd = -EBADF };
-        return 1;
-}
-
 /* Appends blob and trailer to a file holding the body already. */
-static int write_signature(int out_fd, struct sign_ctx *sign, uint8_t **ret_blob, size_t *ret_blob_len) {
-        _cleanup_free_ uint8_t *blob = NULL;
+static int append_signature(int out_fd, const uint8_t *blob, size_t blob_len) {
         uint8_t trailer[MODULE_SIG_TRAILER_LEN];
-        size_t blob_len;
         int r;
 
-        r = sign_finish(sign, &blob, &blob_len);
-        if (r < 0)
-                return r;
         if (blob_len > UINT32_MAX)
                 return -E2BIG;
         module_sig_trailer_build((uint32_t) blob_len, trailer);
         r = loop_write(out_fd, blob, blob_len);
         if (r >= 0)
                 r = loop_write(out_fd, trailer, sizeof(trailer));
+        return r;
+}
+
+/* The module's new file from the copy made ahead (modsign_copy_ahead()), with the signature
+ * appended. The signature is made before waiting for the copy: the copy thread's fdatasync of
+ * a large body, or a token's slow signing, then runs meanwhile. Returns 1 when *ret holds the
+ * signed file (and *ret_blob the signature), 0 when there is no usable copy (nothing done:
+ * *sign untouched), < 0 on failure (*sign consumed). */
+static int take_copy_ahead(struct module_file *m, const struct modsign_request *req, struct sign_ctx **sign,
+                           struct replace *ret, uint8_t **ret_blob, size_t *ret_blob_len) {
+        struct modsign_copy_ahead *c = req->copy_ahead;
+        _cleanup_free_ uint8_t *blob = NULL;
+        size_t blob_len;
+        int r;
+
+        if (!c || req->dest_name || !*sign || c->out.fd < 0)
+                return 0;
+        /* The digest: from the gate's pass, or read now, once the copy is done. */
+        if (!sign_from_digest_cache(m, *sign)) {
+                struct pipe_ctx p = { .sign = *sign, .out_fd = -EBADF };
+
+                if (copy_ahead_join(c) < 0)
+                        return 0;
+                r = module_file_for_each_chunk(m, m->meta.body_len, pipe_chunk, &p);
+                if (r < 0) {
+                        *sign = sign_ctx_free(*sign);
+                        return r;
+                }
+        }
+        r = sign_finish(TAKE_PTR(*sign), &blob, &blob_len);
         if (r < 0)
                 return r;
+        r = copy_ahead_join(c);
+        if (r < 0)
+                return r;
+        if (lseek(c->out.fd, (off_t) m->meta.body_len, SEEK_SET) < 0)
+                return negative_errno();
+        r = append_signature(c->out.fd, blob, blob_len);
+        if (r < 0)
+                return r;
+        *ret = c->out;
+        c->out = (struct replace) { .fd = -EBADF };
         *ret_blob = TAKE_PTR(blob);
         *ret_blob_len = blob_len;
-        return 0;
+        return 1;
 }
 
 static int begin_output(struct module_file *m, const struct modsign_request *req, struct replace *ret) {
@@ -414,19 +427,11 @@ int modsign_sign(struct module_file *m, const struct modsign_request *req, enum 
                 return 0;
         }
 
-        r = take_copy_ahead(m, req, sign, &out);
-        if (r > 0) {
-                r = write_signature(out.fd, sign, &blob, &blob_len);
-                if (r < 0) {
-                        replace_abort(&out);
-                        return FAIL(r, r == -ENODEV ? KEY_DEVICE_GONE_WHY : "writing the signed module failed");
-                }
+        r = take_copy_ahead(m, req, &sign, &out, &blob, &blob_len);
+        if (r > 0)
                 goto written;
-        }
-        if (r < 0) {
-                sign_ctx_free(sign);
-                return FAIL(r, "reading the module failed");
-        }
+        if (r < 0)
+                return FAIL(r, r == -ENODEV ? KEY_DEVICE_GONE_WHY : "writing the signed module failed");
         r = begin_output(m, req, &out);
         if (r < 0) {
                 sign_ctx_free(sign);

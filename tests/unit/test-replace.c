@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io-util.h"
 #include "macro.h"
 #include "replace.h"
 #include "unit-util.h"
@@ -364,6 +365,66 @@ START_TEST(test_large_contents) {
 }
 END_TEST
 
+/* copy_fd_prefix() fills a replacement the way the DKMS shim does: in 1 MiB steps in the
+ * kernel, and through a small buffer where copy_file_range() cannot (from another file system,
+ * /dev/shm to here). A source shorter than asked is -EBADMSG. */
+static void copy_prefix_case(const char *src_dir, const uint8_t *data, size_t n, size_t want) {
+        struct fixture f;
+        struct replace r;
+        _cleanup_free_ char *src = tu_path(src_dir, "source");
+        _cleanup_free_ uint8_t *back = NULL;
+        size_t len;
+        int in_fd;
+
+        tu_write_file(src, data, n, 0600);
+        in_fd = open(src, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(in_fd, 0);
+        ck_assert_int_eq(lseek(in_fd, 5, SEEK_SET), 5); /* the source's offset plays no part */
+        fixture_init(&f);
+        ck_assert_int_eq(replace_begin(f.dir_fd, "target", &f.orig, &r), 0);
+        write_all(r.fd, "HEAD");
+        if (want > n) {
+                ck_assert_int_eq(copy_fd_prefix(in_fd, r.fd, want), -EBADMSG);
+                replace_abort(&r);
+                assert_contents(f.target, OLD_CONTENTS);
+        } else {
+                ck_assert_int_eq(copy_fd_prefix(in_fd, r.fd, want), 0);
+                write_all(r.fd, "TAIL");
+                ck_assert_int_eq(replace_commit(&r), 0);
+                back = tu_read_file(f.target, &len);
+                ck_assert_uint_eq(len, want + 8);
+                ck_assert_mem_eq(back, "HEAD", 4);
+                ck_assert_mem_eq(back + 4, data, want);
+                ck_assert_mem_eq(back + 4 + want, "TAIL", 4);
+        }
+        close(in_fd);
+        ck_assert_int_eq(unlink(src), 0);
+        fixture_done(&f);
+}
+
+START_TEST(test_copy_fd_prefix) {
+        const size_t n = (3U << 20) + 4321;
+        _cleanup_free_ uint8_t *data = malloc(n);
+        _cleanup_free_ char *here = tu_tmpdir();
+        char shm[] = "/dev/shm/modsign-unit-XXXXXX";
+        bool have_shm = mkdtemp(shm) != NULL;
+
+        ck_assert_ptr_nonnull(data);
+        tu_fill_random(data, n, 11);
+        copy_prefix_case(here, data, n, n);
+        copy_prefix_case(here, data, n, (2U << 20) + 17); /* a prefix: steps and a tail */
+        copy_prefix_case(here, data, n, 0);
+        copy_prefix_case(here, data, n, n + 1);
+        if (have_shm) { /* another file system: through the buffer */
+                copy_prefix_case(shm, data, n, n);
+                copy_prefix_case(shm, data, n, 70000);
+                copy_prefix_case(shm, data, n, n + 1);
+                ck_assert_int_eq(rmdir(shm), 0);
+        }
+        tu_rm_rf(here);
+}
+END_TEST
+
 /* --- batches (replace_batch_*: one syncfs() and one fsync() per directory) --- */
 
 struct batch_fixture {
@@ -531,6 +592,7 @@ static Suite *replace_suite(void) {
         tcase_add_test(tc, test_abort);
         tcase_add_loop_test(tc, test_stale, 0, _CHANGE_MAX);
         tcase_add_test(tc, test_large_contents);
+        tcase_add_test(tc, test_copy_fd_prefix);
         suite_add_tcase(s, tc);
 
         tc = tu_tcase("batch");
