@@ -391,6 +391,14 @@ static int resign_pending(struct rotation *rot) {
                 r = resign_one(rot, path, &res);
                 if (r == -ESTALE) /* changed under us: look again */
                         r = resign_one(rot, path, &res);
+                if (r == -ENODEV) {
+                        /* The new key's token went away: every further try would fail the
+                         * same way. What is left stays pending for --resume. */
+                        rot->failed += (unsigned) (todo.n - i);
+                        log_error("the new key's token went away; %zu module(s) not re-signed yet", todo.n - i);
+                        r = 0;
+                        break;
+                }
                 if (r < 0) {
                         rot->failed++;
                         continue;

@@ -18,7 +18,11 @@
 #  - server killed again, and the PIN file changed to a wrong PIN before it comes back: the
 #    re-open fails once with "wrong PIN", is not tried again (one login attempt in the log,
 #    none more after several seconds), STATUS gives the reason, SIGN fails at once, the
-#    daemon keeps answering; the token is not locked; a reload with the right PIN recovers.
+#    daemon keeps answering; the token is not locked; a reload with the right PIN recovers;
+#  - the CLI's own session (modsignctl sign of 500 modules) and a rotation to the token's key
+#    (200 modules) lose the token half-way: each stops at the first module it cannot sign with
+#    one message, not SIGPIPE; every module is either signed or as it was; the rotation
+#    resumes with the token back and ends with every module the token key's.
 # Every client call runs under timeout (run_cmd): a hang is a failure.
 # shellcheck disable=SC2317 # the case functions are called through run_case
 set -eu
@@ -414,8 +418,73 @@ case_cli_token_goes() {
 			fail "modsignctl went on trying the key for each module: $(wc -l <"$WORKDIR/cli.err") lines of errors"
 		ok "exit $rc; it stopped at the first failure: $(tr '\n' ' ' <"$WORKDIR/cli.err")"
 	fi
-	daemon_stop 20
 }
 run_case "the CLI's own token session goes away mid-batch: an error, not SIGPIPE" case_cli_token_goes
+
+# A rotation to the token's key, the token lost half-way through the re-signing: rotate stops
+# at the first module it cannot sign, says so, and leaves the rest pending; with the token
+# back, rotate --resume finishes, and every module is the token key's.
+case_rotate_token_goes() {
+	local m=$WORKDIR/rotm n=200 pid rc=0 i f new=0 old=0
+	local kv=6.1.0-tokloss-amd64
+	local conf=$m/etc/modsignd/modsignd.conf
+	server_start
+	make_key_root rsa2048 o
+	mkdir -p "$m/lib/modules/$kv/updates" "$m/var/lib/dkms" "$m/etc/modsignd" "$m/state"
+	cp "$(key_of o)" "$m/etc/modsignd/o.key"
+	chmod 0600 "$m/etc/modsignd/o.key"
+	printf '[Key]\nPrivateKey=%s\nCertificate=%s\n[Daemon]\nSocket=%s\nStateDirectory=%s\n[Policy]\nRateLimit=off\n' \
+		"$m/etc/modsignd/o.key" "$(cert_of o)" "$m/none.socket" "$m/state" >"$conf"
+	for i in $(seq "$n"); do cp "$MOD" "$m/lib/modules/$kv/updates/r$i.ko"; done
+	run_cmd ms --config "$conf" -q sign --hash sha256 --key "$(key_of o)" --cert "$(cert_of o)" \
+		"$m/lib/modules/$kv/updates/"*.ko
+	[ "$LAST_RC" -eq 0 ] || { _report_last; fail "could not sign the modules with the old key"; }
+	step "rotate from the file key o to the token's key, $n modules; the server killed after the first"
+	timeout "$MODSIGN_TEST_TIMEOUT" "$MODSIGNCTL" --config "$conf" rotate --force --new-key "$URI" \
+		--new-cert "$CERT" --pin-file "$PINFILE" --modules-dir "$m/lib/modules" --dkms-tree "$m/var/lib/dkms" \
+		--dropin "$m/etc/modsignd/modsignd.conf.d/50-rotation.conf" \
+		</dev/null >"$WORKDIR/rot.out" 2>"$WORKDIR/rot.err" &
+	pid=$!
+	register_pid "$pid"
+	for i in $(seq 400); do
+		grep -q '^re-signed ' "$WORKDIR/rot.out" && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	grep -q '^re-signed ' "$WORKDIR/rot.out" || fail "rotate re-signed nothing: $(cat "$WORKDIR/rot.err")"
+	server_kill
+	wait "$pid" || rc=$?
+	unregister_pid "$pid"
+	say "    rotate: exit $rc, $(grep -c '^re-signed ' "$WORKDIR/rot.out") re-signed; stderr: $(head -c 400 "$WORKDIR/rot.err")"
+	[ "$rc" -eq 1 ] || fail "rotate did not fail with exit 1 when the token went away (exit $rc)"
+	grep -q "the new key's token went away; [0-9]* module(s) not re-signed yet" "$WORKDIR/rot.err" ||
+		fail "rotate did not say that the token went away" "$(cat "$WORKDIR/rot.err")"
+	[ "$(grep -c 'went away' "$WORKDIR/rot.err")" -le 2 ] ||
+		fail "rotate went on trying the token for each module: $(grep -c 'went away' "$WORKDIR/rot.err") lines"
+	for f in "$m/lib/modules/$kv/updates/"*.ko; do
+		if "$MODSIGNCTL" verify --cert "$CERT" "$f" >/dev/null 2>&1; then
+			new=$((new + 1))
+		elif "$MODSIGNCTL" verify --cert "$(cert_of o)" "$f" >/dev/null 2>&1; then
+			old=$((old + 1))
+		else
+			fail "$f verifies with neither key"
+		fi
+	done
+	[ "$old" -gt 0 ] || fail "every module was re-signed before the server was killed: the case proves nothing"
+	ok "$new re-signed by the token's key, $old still the old key's, none broken"
+	expect_exit 0 ms --config "$conf" rotate --status
+	[ "$(grep -c '^  pending: ' "$LAST_OUT")" -eq "$old" ] ||
+		fail "rotate --status does not list the $old modules left pending" "$(cat "$LAST_OUT")"
+	ok "rotate --status: $(grep '^Modules:' "$LAST_OUT")"
+	step "the token back: rotate --resume finishes"
+	server_start
+	expect_exit 0 "$MODSIGNCTL" --config "$conf" rotate --resume
+	for f in "$m/lib/modules/$kv/updates/"*.ko; do
+		"$MODSIGNCTL" verify --cert "$CERT" "$f" >/dev/null 2>&1 || fail "$f is not the token key's after --resume"
+	done
+	ok "all $n modules verify with the token key's certificate"
+	daemon_stop 20
+}
+run_case "a rotation to the token's key survives the token going away" case_rotate_token_goes
 
 finish
