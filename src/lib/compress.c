@@ -321,10 +321,14 @@ int compressor_new(enum compression c, int out_fd, unsigned threads, struct comp
         z->type = c;
         z->fd = out_fd;
         z->xz = (lzma_stream) LZMA_STREAM_INIT;
-        z->out = malloc(IO_CHUNK);
-        if (!z->out) {
-                free(z);
-                return -ENOMEM;
+        /* Plain output goes straight to the file: no buffer (at 256 KiB it would be an
+         * mmap() and a munmap(), with its TLB shoot-down, for every module). */
+        if (c != COMPRESSION_NONE) {
+                z->out = malloc(IO_CHUNK);
+                if (!z->out) {
+                        free(z);
+                        return -ENOMEM;
+                }
         }
         threads = resolve_threads(threads);
 
