@@ -14,7 +14,7 @@ ssize_t loop_read(int fd, void *buf, size_t len);
 
 /* Copies the first 'len' bytes of in_fd (from offset 0; its file offset is not used) to
  * out_fd at its file offset: with copy_file_range() where the kernel can (no copy through
- * user space), else through a buffer. The writeback of what is written starts every 8 MiB,
+ * user space), else through a buffer. The writeback of what is written starts every MiB,
  * so that a later fsync() finds little left to do. -EBADMSG when in_fd is shorter. */
 int copy_fd_prefix(int in_fd, int out_fd, uint64_t len);
 
