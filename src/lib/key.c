@@ -99,20 +99,12 @@ int key_load_fd(int fd, const char *passphrase, EVP_PKEY **ret, const char **ret
 }
 
 int key_file_open(const char *path, int *ret_fd, struct stat *ret_st) {
-        _cleanup_close_ int fd = -EBADF;
-        struct stat st;
-
         /* O_NONBLOCK: a FIFO planted where the key should be must not hang us. */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        int fd = openat_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0, ret_st);
+
         if (fd < 0)
-                return negative_errno();
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
-        if (ret_st)
-                *ret_st = st;
-        *ret_fd = TAKE_FD(fd);
+                return fd;
+        *ret_fd = fd;
         return 0;
 }
 

@@ -29,7 +29,6 @@ static int fill_and_sync(int fd, mode_t mode, const void *data, size_t size) {
 
 static int create_via_tmpfile(int dir_fd, const char *name, mode_t mode, const void *data, size_t size) {
         _cleanup_close_ int fd = -EBADF;
-        char proc[64];
         int r;
 
         fd = openat(dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
@@ -38,11 +37,7 @@ static int create_via_tmpfile(int dir_fd, const char *name, mode_t mode, const v
         r = fill_and_sync(fd, mode, data, size);
         if (r < 0)
                 return r;
-        /* linkat() never replaces: an existing name (even a dangling symlink) gives EEXIST. */
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        if (linkat(AT_FDCWD, proc, dir_fd, name, AT_SYMLINK_FOLLOW) < 0)
-                return negative_errno();
-        return 0;
+        return link_tmpfile_at(fd, dir_fd, name); /* never replaces: -EEXIST */
 }
 
 static int create_via_hidden_name(int dir_fd, const char *name, mode_t mode, const void *data, size_t size) {

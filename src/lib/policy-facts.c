@@ -84,13 +84,9 @@ int dkms_conf_builds(const char *dkms_conf_path, const char *module_name) {
 
         /* DKMSTREE/NAME/VERSION/source is a symlink to /usr/src/NAME-VERSION by design: follow
          * it, but insist on what it leads to being root's. */
-        fd = open(dkms_conf_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        fd = openat_regular(AT_FDCWD, dkms_conf_path, O_RDONLY | O_NONBLOCK, 0, &st);
         if (fd < 0)
-                return negative_errno();
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
+                return fd;
         if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
                 return -EPERM;
         r = read_full_fd(fd, DKMS_CONF_MAX, &buf, &len);

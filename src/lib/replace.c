@@ -11,6 +11,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "io-util.h"
 #include "macro.h"
 #include "replace.h"
 
@@ -113,22 +114,20 @@ static int check_unchanged(const struct replace *r) {
 }
 
 static int link_tmpfile(struct replace *r) {
-        char proc[64];
         int k;
 
         /* An O_TMPFILE gets a name only now, when it is complete: a crash before this point
          * leaves nothing behind. linkat() cannot replace, so link to a fresh name, then rename. */
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", r->fd);
         for (int attempt = 0; attempt < 16; attempt++) {
                 free(r->tmp_name);
                 r->tmp_name = NULL;
                 k = random_tmp_name(r->name, &r->tmp_name);
                 if (k < 0)
                         return k;
-                if (linkat(AT_FDCWD, proc, r->dir_fd, r->tmp_name, AT_SYMLINK_FOLLOW) >= 0)
+                k = link_tmpfile_at(r->fd, r->dir_fd, r->tmp_name);
+                if (k >= 0)
                         return 0;
-                if (errno != EEXIST) {
-                        k = negative_errno();
+                if (k != -EEXIST) {
                         free(r->tmp_name);
                         r->tmp_name = NULL;
                         return k;
@@ -155,13 +154,9 @@ static int commit_publish(struct replace *r) {
                 return k;
         if (!r->tmp_name && !r->have_orig) {
                 /* A new name, most likely free: the O_TMPFILE takes it at once, no rename. */
-                char proc[64];
-
-                snprintf(proc, sizeof(proc), "/proc/self/fd/%d", r->fd);
-                if (linkat(AT_FDCWD, proc, r->dir_fd, r->name, AT_SYMLINK_FOLLOW) >= 0)
-                        return 0;
-                if (errno != EEXIST)
-                        return negative_errno();
+                k = link_tmpfile_at(r->fd, r->dir_fd, r->name);
+                if (k != -EEXIST)
+                        return k;
                 k = check_unchanged(r); /* taken meanwhile: replaced only if a regular file */
                 if (k < 0)
                         return k;

@@ -90,13 +90,9 @@ static int sign_remote_full(const char *socket_path, int dir_fd, const char *nam
 
         *reply = (struct sign_remote_reply) {};
 
-        module_fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        module_fd = openat_regular(dir_fd, name, O_RDONLY | O_NOFOLLOW, 0, &st);
         if (module_fd < 0)
-                return negative_errno();
-        if (fstat(module_fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
+                return module_fd;
 
         proto_writer_init(&w, req, PROTO_REQ_SIGN);
         if (hash)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -130,20 +131,41 @@ int copy_fd_prefix(int in_fd, int out_fd, uint64_t len) {
         return 0;
 }
 
-int openat_own_file(int dir_fd, const char *name, int flags, mode_t mode, struct stat *ret_st) {
+int openat_regular(int dir_fd, const char *name, int flags, mode_t mode, struct stat *ret_st) {
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
 
-        fd = openat(dir_fd, name, flags | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, mode);
+        fd = openat(dir_fd, name, flags | O_CLOEXEC | O_NOCTTY, mode);
         if (fd < 0)
                 return negative_errno();
         if (fstat(fd, &st) < 0)
                 return negative_errno();
         if (!S_ISREG(st.st_mode))
                 return -EINVAL;
+        if (ret_st)
+                *ret_st = st;
+        return TAKE_FD(fd);
+}
+
+int openat_own_file(int dir_fd, const char *name, int flags, mode_t mode, struct stat *ret_st) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+
+        fd = openat_regular(dir_fd, name, flags | O_NOFOLLOW, mode, &st);
+        if (fd < 0)
+                return fd;
         if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
                 return -EPERM;
         if (ret_st)
                 *ret_st = st;
         return TAKE_FD(fd);
+}
+
+int link_tmpfile_at(int fd, int dir_fd, const char *name) {
+        char proc[64];
+
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        if (linkat(AT_FDCWD, proc, dir_fd, name, AT_SYMLINK_FOLLOW) < 0)
+                return negative_errno();
+        return 0;
 }

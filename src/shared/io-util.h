@@ -18,6 +18,15 @@ ssize_t loop_read(int fd, void *buf, size_t len);
  * so that a later fsync() finds little left to do. -EBADMSG when in_fd is shorter. */
 int copy_fd_prefix(int in_fd, int out_fd, uint64_t len);
 
+/* Opens dir_fd/name with 'flags' (plus O_CLOEXEC|O_NOCTTY; 'mode' when it is created) and
+ * returns the fd, after checking that it is a regular file (-EINVAL: a directory, a FIFO, a
+ * device). ret_st (optional) receives its fstat(). */
+int openat_regular(int dir_fd, const char *name, int flags, mode_t mode, struct stat *ret_st);
+
+/* Gives the anonymous file fd (O_TMPFILE, not O_EXCL) the name dir_fd/name. linkat() never
+ * replaces: -EEXIST when the name is taken (even by a dangling symlink). */
+int link_tmpfile_at(int fd, int dir_fd, const char *name);
+
 /* Opens dir_fd/name with 'flags' (plus O_CLOEXEC|O_NOFOLLOW|O_NOCTTY; 'mode' when it is
  * created) and returns the fd, after checking that it is a regular file (-EINVAL) owned by
  * the effective uid and writable by no one else (-EPERM): for state files whose contents
